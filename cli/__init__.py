@@ -1,0 +1,1 @@
+"""Command-line programs `strokedata` and `strokebench`: parse, call the library, render. No logic."""
