@@ -166,8 +166,10 @@ def read_header(path: Path) -> ImageHeader:
         else:
             with path.open("rb") as handle:
                 block = handle.read(_NIFTI2_SIZE + 4)
-    except (OSError, EOFError, zlib.error) as error:
-        raise ImageReadError("corrupt", f"{path.name} cannot be decompressed: {error}") from None
+    except EOFError as error:
+        raise ImageReadError("truncated", f"{path.name} ends inside its header: {error}") from None
+    except (OSError, zlib.error) as error:
+        raise ImageReadError("corrupt", f"{path.name} cannot be read: {error}") from None
     return _header_from_bytes(block, path.name)
 
 

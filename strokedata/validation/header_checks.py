@@ -96,13 +96,15 @@ def check_headers(
 ) -> tuple[list[CheckedImage], list[Finding]]:
     """Return the images fit to be read in full and the header findings of one patient."""
     checked, findings = [], []
+    unmappable: set[Modality] = set()  # singular affines: comparing them to their group means nothing
     for ref in images:
         try:
             header = read_header(ref.path)
         except ImageReadError as error:
             findings.append(read_error_finding(patient, ref, error))
             continue
-        findings.extend(_geometry_findings(patient, ref, header))
+        geometry = _geometry_findings(patient, ref, header)
+        findings.extend(geometry)
         if header.n_voxels > config.max_voxels:
             findings.append(make_finding(
                 "G006", patient, ref.relpath,
@@ -111,5 +113,8 @@ def check_headers(
             ))
             continue
         checked.append(CheckedImage(ref, header))
-    findings.extend(_group_findings(patient, checked, config.affine_tolerance))
+        if any(finding.code == "G005" for finding in geometry):
+            unmappable.add(ref.modality)
+    comparable = [image for image in checked if image.ref.modality not in unmappable]
+    findings.extend(_group_findings(patient, comparable, config.affine_tolerance))
     return checked, findings
