@@ -67,12 +67,18 @@ def render_report(report: ValidationReport) -> None:
                 detail.add_column(column, overflow="fold")
             for f in report.findings:
                 style = "red" if f.severity == "error" else "yellow"
-                detail.add_row(f"[{style}]{f.severity}[/]", f.code, f.patient_id or "-", f.file or "-", f.message)
+                detail.add_row(
+                    f"[{style}]{f.severity}[/]", f.code, f.patient_id or "-", f.file or "-", f.message
+                )
             console.print(detail)
     else:
         for f in report.findings:
-            console.print(f"{f.severity:<7} {f.code} {f.patient_id or '-'} {f.file or '-'}: {f.message}",
-                          highlight=False, soft_wrap=True, markup=False)
+            console.print(
+                f"{f.severity:<7} {f.code} {f.patient_id or '-'} {f.file or '-'}: {f.message}",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
     verdict = "VALID" if report.valid else "INVALID"
     style = "bold green" if report.valid else "bold red"
     console.print(

@@ -96,8 +96,13 @@ def validate(
         bounds = {modality.value: value for modality, value in PERFUSION_MAXIMA.items()}
         bounds.update(_parse_perfusion_max(perfusion_max or []))
         config = ValidationConfig.model_validate(
-            {"affine_tolerance": affine_tolerance, "max_voxels": max_voxels, "hu_range": (hu_min, hu_max),
-             "perfusion_max": bounds, "strict": strict},
+            {
+                "affine_tolerance": affine_tolerance,
+                "max_voxels": max_voxels,
+                "hu_range": (hu_min, hu_max),
+                "perfusion_max": bounds,
+                "strict": strict,
+            },
             strict=False,
         )
     except (ValidationError, typer.BadParameter) as problem:

@@ -7,10 +7,10 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-from strokedata.dataset import Dataset, load_dataset  # noqa: E402
-from strokedata.errors import DatasetInvalidError, DatasetNotFoundError, StrokedataError  # noqa: E402
-from strokedata.manifest import DatasetCard, Labels, Modality, PatientManifest, Provenance  # noqa: E402
-from strokedata.validation import Finding, ValidationConfig, ValidationReport, validate  # noqa: E402
+from strokedata.dataset import Dataset, load_dataset
+from strokedata.errors import DatasetInvalidError, DatasetNotFoundError, StrokedataError
+from strokedata.manifest import DatasetCard, Labels, Modality, PatientManifest, Provenance
+from strokedata.validation import Finding, ValidationConfig, ValidationReport, validate
 
 __all__ = [
     "Dataset",

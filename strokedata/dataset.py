@@ -8,7 +8,12 @@ from pathlib import Path
 
 from strokedata.errors import DatasetInvalidError, DatasetNotFoundError
 from strokedata.manifest import DatasetCard, Modality, PatientManifest
-from strokedata.validation.manifest_checks import duplicate_id_findings, load_card, patient_folders, plan_patient
+from strokedata.validation.manifest_checks import (
+    duplicate_id_findings,
+    load_card,
+    patient_folders,
+    plan_patient,
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,9 @@ def load_dataset(path: str | Path) -> Dataset:
     """
     root = Path(path)
     if not root.is_dir():
-        raise DatasetNotFoundError(f"{root} is not a folder; give the dataset root (the folder with dataset.json)")
+        raise DatasetNotFoundError(
+            f"{root} is not a folder; give the dataset root (the folder with dataset.json)"
+        )
     card, findings = load_card(root)
     plans = [plan_patient(root, folder, card) for folder in patient_folders(root)]
     for plan in plans:
@@ -57,7 +64,9 @@ def load_dataset(path: str | Path) -> Dataset:
     findings.extend(duplicate_id_findings(plans))
     errors = [finding for finding in findings if finding.severity == "error"]
     if errors or card is None:
-        shown = "\n".join(f"  {f.code} {f.patient_id or '-'} {f.file or '-'}: {f.message}" for f in errors[:20])
+        shown = "\n".join(
+            f"  {f.code} {f.patient_id or '-'} {f.file or '-'}: {f.message}" for f in errors[:20]
+        )
         more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
         raise DatasetInvalidError(
             f"{root} is not a valid dataset ({len(errors)} errors); run `strokedata validate {root}`:\n"

@@ -13,17 +13,25 @@ import json
 import os
 import tempfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import nibabel as nib
 import numpy as np
-from isal import igzip
+from isal import igzip, igzip_lib
 
 _NIFTI1_SIZE = 348
 _NIFTI2_SIZE = 540
 _GZIP_MAGIC = b"\x1f\x8b"
+_DECOMPRESSION_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    zlib.error,
+    cast("type[Exception]", igzip_lib.IsalError),
+)
+"""What reading a damaged gzip stream raises (bad CRC, invalid deflate data); EOFError means truncated."""
 
 
 class ImageReadError(Exception):
@@ -152,47 +160,51 @@ def _header_from_bytes(block: bytes, name: str) -> ImageHeader:
     )
 
 
-def _is_gzip(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return handle.read(2) == _GZIP_MAGIC
+@contextmanager
+def _read_errors(name: str) -> Iterator[None]:
+    """Turn what reading and decompressing raise into ImageReadError naming the file."""
+    try:
+        yield
+    except EOFError as error:
+        raise ImageReadError("truncated", f"{name} ends before its gzip stream does: {error}") from None
+    except _DECOMPRESSION_ERRORS as error:
+        reason = str(error) or type(error).__name__
+        raise ImageReadError("corrupt", f"{name} cannot be read or decompressed: {reason}") from None
+
+
+def _header_block(stream: BinaryIO, name: str) -> ImageHeader:
+    """Return the header parsed from the start of a file object, gzip-compressed or not."""
+    compressed = stream.read(2) == _GZIP_MAGIC
+    stream.seek(0)
+    if compressed:
+        with igzip.GzipFile(fileobj=stream, mode="rb") as unpacked:
+            return _header_from_bytes(unpacked.read(_NIFTI2_SIZE + 4), name)
+    return _header_from_bytes(stream.read(_NIFTI2_SIZE + 4), name)
 
 
 def read_header(path: Path) -> ImageHeader:
     """Return the header of a NIfTI file, decompressing only its first bytes; raise ImageReadError."""
-    try:
-        if _is_gzip(path):
-            with igzip.open(path, "rb") as handle:
-                block = handle.read(_NIFTI2_SIZE + 4)
-        else:
-            with path.open("rb") as handle:
-                block = handle.read(_NIFTI2_SIZE + 4)
-    except EOFError as error:
-        raise ImageReadError("truncated", f"{path.name} ends inside its header: {error}") from None
-    except (OSError, zlib.error) as error:
-        raise ImageReadError("corrupt", f"{path.name} cannot be read: {error}") from None
-    return _header_from_bytes(block, path.name)
+    with _read_errors(path.name), path.open("rb") as stream:
+        return _header_block(stream, path.name)
 
 
 def read_volume(path: Path, max_voxels: int) -> Volume:
-    """Return the whole image read once; raise ImageReadError when corrupt, truncated or too large.
+    """Return the whole image, read from disk once; raise ImageReadError when corrupt, truncated or too large.
 
-    The header is checked against ``max_voxels`` before the file is decompressed, so a corrupt header
+    The header is checked against ``max_voxels`` before the data is decompressed, so a corrupt header
     declaring billions of voxels never causes an allocation.
     """
-    header = read_header(path)
-    if header.n_voxels > max_voxels:
-        raise ImageReadError(
-            "too_large", f"{path.name} declares {header.n_voxels:,} voxels, above the limit {max_voxels:,}"
-        )
-    raw = path.read_bytes()
-    file_bytes = len(raw)
-    if raw[:2] == _GZIP_MAGIC:
-        try:
+    with _read_errors(path.name):
+        raw = path.read_bytes()
+        file_bytes = len(raw)
+        header = _header_block(io.BytesIO(raw), path.name)
+        if header.n_voxels > max_voxels:
+            raise ImageReadError(
+                "too_large",
+                f"{path.name} declares {header.n_voxels:,} voxels, above the limit {max_voxels:,}",
+            )
+        if raw[:2] == _GZIP_MAGIC:
             raw = igzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as error:
-            reason = str(error) or type(error).__name__
-            kind = "truncated" if isinstance(error, EOFError) else "corrupt"
-            raise ImageReadError(kind, f"{path.name} fails gzip decompression: {reason}") from None
     needed = header.vox_offset + header.nbytes
     if len(raw) < needed:
         raise ImageReadError(

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 N_REGIONS = 15
 DATASET_CARD = "dataset.json"
 PATIENT_MANIFEST = "patient.json"
@@ -46,8 +46,15 @@ LABEL_MAPS: frozenset[Modality] = frozenset(
 
 CO_REGISTERED_GROUPS: tuple[tuple[Modality, ...], ...] = (
     (Modality.CBF, Modality.CBV, Modality.MTT, Modality.TMAX, Modality.CORE, Modality.CTP),
-    (Modality.CTA, Modality.MCTA1, Modality.MCTA2, Modality.MCTA3, Modality.SPIRAL, Modality.ATLAS,
-     Modality.CLOT),
+    (
+        Modality.CTA,
+        Modality.MCTA1,
+        Modality.MCTA2,
+        Modality.MCTA3,
+        Modality.SPIRAL,
+        Modality.ATLAS,
+        Modality.CLOT,
+    ),
     (Modality.NCCT, Modality.BRAIN_MASK),
 )
 """Modalities that must share their (spatial) shape and affine; CTP contributes its first three axes."""
@@ -56,14 +63,26 @@ OcclusionLocation = Literal["ICA-T", "M1", "M2"]
 OcclusionSide = Literal["L", "R"]
 MTICI = Literal["0", "1", "2a", "2b", "2c", "3"]
 
-OCCLUSION_LOCATIONS: tuple[str, ...] = ("ICA-T", "M1", "M2")
-OCCLUSION_SIDES: tuple[str, ...] = ("L", "R")
-MTICI_GRADES: tuple[str, ...] = ("0", "1", "2a", "2b", "2c", "3")
+OCCLUSION_LOCATIONS: tuple[OcclusionLocation, ...] = ("ICA-T", "M1", "M2")
+OCCLUSION_SIDES: tuple[OcclusionSide, ...] = ("L", "R")
+MTICI_GRADES: tuple[MTICI, ...] = ("0", "1", "2a", "2b", "2c", "3")
 
 DEFAULT_ATLAS_REGIONS: tuple[str, ...] = (
     "outside",
-    "L_ACA", "L_MCA_deep", "L_MCA_superior", "L_MCA_inferior", "L_AChA_ICA", "L_PCA", "L_posterior_fossa",
-    "R_ACA", "R_MCA_deep", "R_MCA_superior", "R_MCA_inferior", "R_AChA_ICA", "R_PCA", "R_posterior_fossa",
+    "L_ACA",
+    "L_MCA_deep",
+    "L_MCA_superior",
+    "L_MCA_inferior",
+    "L_AChA_ICA",
+    "L_PCA",
+    "L_posterior_fossa",
+    "R_ACA",
+    "R_MCA_deep",
+    "R_MCA_superior",
+    "R_MCA_inferior",
+    "R_AChA_ICA",
+    "R_PCA",
+    "R_posterior_fossa",
 )
 """Region names of the phantom atlas: value 0 lies outside the territories, then 7 per hemisphere."""
 

@@ -46,7 +46,7 @@ def save(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
 def _atlas(shape: tuple[int, int, int]) -> np.ndarray:
     """Return an atlas whose 14 territories tile the volume (7 per hemisphere), 0 at the border."""
     atlas = np.zeros(shape, dtype=np.uint8)
-    x, y, _ = shape
+    x = shape[0]
     for side in range(2):
         for territory in range(7):
             xs = slice(1 + side * (x // 2 - 1), (side + 1) * (x // 2 - 1) + 1)

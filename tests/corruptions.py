@@ -37,7 +37,7 @@ def patch_header(path: Path, **fields: Any) -> None:
     header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw), check=False)
     for name, value in fields.items():
         header[name] = value
-    patched = header.binaryblock + raw[len(header.binaryblock):]
+    patched = header.binaryblock + raw[len(header.binaryblock) :]
     path.write_bytes(gzip.compress(patched) if path.suffix == ".gz" else patched)
 
 
@@ -167,16 +167,27 @@ CORRUPTIONS: dict[str, Callable[[Path], None]] = {
 """Finding code -> a function that injects exactly that problem into the clean dataset."""
 
 VARIANTS: dict[str, list[Callable[[Path], None]]] = {
-    "M002": [lambda root: (root / "dataset.json").write_text('{"name": "x"'),
-             lambda root: _manifest(root).write_text('{"patient_id": "p001", "patient_id": "p001"}')],
-    "M003": [lambda root: edit_json(root / "dataset.json", {"atlas_regions": ["a"] * 15}),
-             lambda root: edit_json(_manifest(root), {"clinical.age": 400})],
-    "F002": [lambda root: (root / P / "cbf.nii.gz").write_bytes(
-        (root / P / "cbf.nii.gz").read_bytes()[:-8] + b"\x00" * 8)],
+    "M002": [
+        lambda root: (root / "dataset.json").write_text('{"name": "x"'),
+        lambda root: _manifest(root).write_text('{"patient_id": "p001", "patient_id": "p001"}'),
+    ],
+    "M003": [
+        lambda root: edit_json(root / "dataset.json", {"atlas_regions": ["a"] * 15}),
+        lambda root: edit_json(_manifest(root), {"clinical.age": 400}),
+    ],
+    "F002": [
+        lambda root: (root / P / "cbf.nii.gz").write_bytes(
+            (root / P / "cbf.nii.gz").read_bytes()[:-8] + b"\x00" * 8
+        )
+    ],
     "F003": [_truncate_uncompressed],
-    "F005": [lambda root: edit_json(_manifest(root), {"images.CBF": "../p000/cbf.nii.gz"}),
-             lambda root: edit_json(_manifest(root), {"images.CBF": "/etc/cbf.nii.gz"})],
-    "L002": [lambda root: edit_json(_manifest(root), {"labels.mtici": 3}),
-             lambda root: _restrict_card(root, "mtici", "1")],
+    "F005": [
+        lambda root: edit_json(_manifest(root), {"images.CBF": "../p000/cbf.nii.gz"}),
+        lambda root: edit_json(_manifest(root), {"images.CBF": "/etc/cbf.nii.gz"}),
+    ],
+    "L002": [
+        lambda root: edit_json(_manifest(root), {"labels.mtici": 3}),
+        lambda root: _restrict_card(root, "mtici", "1"),
+    ],
 }
 """Further ways to cause the same code: each must also yield exactly that code."""

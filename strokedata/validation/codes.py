@@ -28,23 +28,40 @@ _ALL = (
     Code("M003", "schema-invalid", "error", "correct the field named; unknown fields are not allowed"),
     Code("M004", "id-mismatch", "error", "make patient_id equal the folder name, or rename the folder"),
     Code("M005", "id-duplicate", "error", "give every patient a distinct id (case-insensitively)"),
-    Code("M006", "manifest-missing", "error", "add a patient.json, or move the folder out of the dataset root"),
+    Code(
+        "M006", "manifest-missing", "error", "add a patient.json, or move the folder out of the dataset root"
+    ),
     Code("M007", "modality-missing", "warning", "add the image, or drop the modality from dataset.json"),
     Code("M008", "modality-unexpected", "warning", "list the modality in dataset.json 'modalities'"),
-    Code("M009", "dataset-empty", "error", "point the command at the dataset root that holds patient folders"),
+    Code(
+        "M009", "dataset-empty", "error", "point the command at the dataset root that holds patient folders"
+    ),
     # files
     Code("F001", "file-missing", "error", "restore the file, or correct its path in patient.json"),
     Code("F002", "nifti-corrupt", "error", "re-export the image from its source; the file cannot be read"),
     Code("F003", "nifti-truncated", "error", "copy the file again from its source; it ends too early"),
     Code("F004", "file-unreferenced", "warning", "reference the image in patient.json, or move it out"),
-    Code("F005", "path-outside-root", "error", "use a relative path inside the patient folder; copy files instead of linking out of the root"),
-    Code("F006", "nifti-pair-ambiguous", "error",
-         "delete or rename the copy patient.json does not name (SimpleITK and TorchIO read the .nii)"),
+    Code(
+        "F005",
+        "path-outside-root",
+        "error",
+        "use a relative path inside the patient folder; copy files instead of linking out of the root",
+    ),
+    Code(
+        "F006",
+        "nifti-pair-ambiguous",
+        "error",
+        "delete or rename the copy patient.json does not name (SimpleITK and TorchIO read the .nii)",
+    ),
     # geometry
     Code("G001", "dimensionality", "error", "CTP must be 4D (x, y, z, time) and every other modality 3D"),
     Code("G002", "shape-mismatch", "error", "resample the image onto its co-registered group's grid"),
-    Code("G003", "affine-mismatch", "error", "register or resample the image; raise --affine-tolerance "
-         "only if the difference is rounding"),
+    Code(
+        "G003",
+        "affine-mismatch",
+        "error",
+        "register or resample the image; raise --affine-tolerance only if the difference is rounding",
+    ),
     Code("G004", "spacing-invalid", "error", "fix pixdim in the header (positive, finite voxel sizes in mm)"),
     Code("G005", "affine-singular", "error", "fix the sform/qform in the header; it cannot map voxels to mm"),
     Code("G006", "too-many-voxels", "error", "check the header's dimensions, or raise --max-voxels"),
@@ -54,16 +71,34 @@ _ALL = (
     Code("V003", "spiral-range", "error", "SPIRAL is a probability map: rescale it to [0, 1]"),
     Code("V004", "atlas-values", "error", "ATLAS must hold integers 0..14 (nearest-neighbour resampling)"),
     Code("V005", "clot-values", "error", "CLOT must hold 0 (background), 1 (clot body) or 2 (clot border)"),
-    Code("V006", "mask-not-binary", "error", "store the mask as 0/1 (threshold it, nearest-neighbour resampling)"),
-    Code("V007", "perfusion-negative", "error", "perfusion parameters cannot be negative; check the map export"),
-    Code("V008", "perfusion-implausible", "warning",
-         "check the map's units; raise the bound with --perfusion-max if they are right"),
+    Code(
+        "V006",
+        "mask-not-binary",
+        "error",
+        "store the mask as 0/1 (threshold it, nearest-neighbour resampling)",
+    ),
+    Code(
+        "V007", "perfusion-negative", "error", "perfusion parameters cannot be negative; check the map export"
+    ),
+    Code(
+        "V008",
+        "perfusion-implausible",
+        "warning",
+        "check the map's units; raise the bound with --perfusion-max if they are right",
+    ),
     Code("V009", "all-zero", "error", "the image holds no data; re-export it"),
     # labels
     Code("L001", "side-missing", "warning", "set labels.occlusion_side to L or R"),
-    Code("L002", "label-vocabulary", "error", "use a value of the label's vocabulary (docs/dataset-format.md)"),
+    Code(
+        "L002", "label-vocabulary", "error", "use a value of the label's vocabulary (docs/dataset-format.md)"
+    ),
     Code("L003", "clot-empty", "error", "check the CLOT mask, or the occlusion label"),
-    Code("L004", "regions-disagree", "error", "fix labels.regions or the CLOT/ATLAS images, or drop labels.regions"),
+    Code(
+        "L004",
+        "regions-disagree",
+        "error",
+        "fix labels.regions or the CLOT/ATLAS images, or drop labels.regions",
+    ),
     # leakage
     Code("K001", "duplicate-content", "error", "the same scan belongs to one patient only; remove the copy"),
 )

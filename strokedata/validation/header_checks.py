@@ -42,22 +42,36 @@ def _geometry_findings(patient: str, ref: ImageRef, header: ImageHeader) -> list
     name = ref.modality.value
     if ref.modality is Modality.CTP:
         if len(shape) != 4 or shape[3] < 2:
-            findings.append(make_finding(
-                "G001", patient, ref.relpath, f"CTP has shape {header.shape}; it must be 4D with >= 2 frames"
-            ))
+            findings.append(
+                make_finding(
+                    "G001",
+                    patient,
+                    ref.relpath,
+                    f"CTP has shape {header.shape}; it must be 4D with >= 2 frames",
+                )
+            )
     elif len(shape) != 3:
-        findings.append(make_finding("G001", patient, ref.relpath, f"{name} has shape {header.shape}, not 3D"))
+        findings.append(
+            make_finding("G001", patient, ref.relpath, f"{name} has shape {header.shape}, not 3D")
+        )
     spacing = np.asarray(header.pixdim[:3], dtype=np.float64)
     if spacing.size < 3 or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
-        findings.append(make_finding(
-            "G004", patient, ref.relpath, f"{name} has voxel spacing {header.pixdim[:3]} in pixdim"
-        ))
+        findings.append(
+            make_finding(
+                "G004", patient, ref.relpath, f"{name} has voxel spacing {header.pixdim[:3]} in pixdim"
+            )
+        )
         return findings  # a qform built from these spacings is singular too: report the cause only
     linear = header.affine[:3, :3]
     if not np.all(np.isfinite(header.affine)) or abs(float(np.linalg.det(linear))) < 1e-9:
-        findings.append(make_finding(
-            "G005", patient, ref.relpath, f"{name} has a singular or non-finite affine {header.affine.tolist()}"
-        ))
+        findings.append(
+            make_finding(
+                "G005",
+                patient,
+                ref.relpath,
+                f"{name} has a singular or non-finite affine {header.affine.tolist()}",
+            )
+        )
     return findings
 
 
@@ -76,18 +90,26 @@ def _group_findings(patient: str, images: list[CheckedImage], tolerance: float) 
         for image in members[1:]:
             name = image.ref.modality.value
             if image.header.shape[:3] != ref_shape:
-                findings.append(make_finding(
-                    "G002", patient, image.ref.relpath,
-                    f"{name} grid {image.header.shape[:3]} differs from {ref_name} {ref_shape}",
-                ))
+                findings.append(
+                    make_finding(
+                        "G002",
+                        patient,
+                        image.ref.relpath,
+                        f"{name} grid {image.header.shape[:3]} differs from {ref_name} {ref_shape}",
+                    )
+                )
                 continue
             difference = float(np.max(np.abs(image.header.affine - reference.header.affine)))
             if not difference <= tolerance:
-                findings.append(make_finding(
-                    "G003", patient, image.ref.relpath,
-                    f"{name} affine differs from {ref_name}'s by up to {difference:.4g} mm "
-                    f"(tolerance {tolerance:g})",
-                ))
+                findings.append(
+                    make_finding(
+                        "G003",
+                        patient,
+                        image.ref.relpath,
+                        f"{name} affine differs from {ref_name}'s by up to {difference:.4g} mm "
+                        f"(tolerance {tolerance:g})",
+                    )
+                )
     return findings
 
 
@@ -106,11 +128,15 @@ def check_headers(
         geometry = _geometry_findings(patient, ref, header)
         findings.extend(geometry)
         if header.n_voxels > config.max_voxels:
-            findings.append(make_finding(
-                "G006", patient, ref.relpath,
-                f"{ref.modality.value} declares {header.n_voxels:,} voxels {header.shape}, "
-                f"above the limit {config.max_voxels:,}; it was not read",
-            ))
+            findings.append(
+                make_finding(
+                    "G006",
+                    patient,
+                    ref.relpath,
+                    f"{ref.modality.value} declares {header.n_voxels:,} voxels {header.shape}, "
+                    f"above the limit {config.max_voxels:,}; it was not read",
+                )
+            )
             continue
         checked.append(CheckedImage(ref, header))
         if any(finding.code == "G005" for finding in geometry):

@@ -102,31 +102,41 @@ def _card_checks(manifest: PatientManifest, card: DatasetCard, folder: str, relp
     findings = []
     for modality in card.modalities:
         if modality not in manifest.images:
-            findings.append(make_finding(
-                "M007", folder, relpath, f"dataset.json expects {modality.value}, this patient has none"
-            ))
+            findings.append(
+                make_finding(
+                    "M007", folder, relpath, f"dataset.json expects {modality.value}, this patient has none"
+                )
+            )
     for modality in manifest.images:
         if modality not in card.modalities:
-            findings.append(make_finding(
-                "M008", folder, relpath, f"{modality.value} is not among dataset.json's modalities"
-            ))
+            findings.append(
+                make_finding(
+                    "M008", folder, relpath, f"{modality.value} is not among dataset.json's modalities"
+                )
+            )
     for name in _LABEL_FIELDS:
         value = getattr(manifest.labels, name)
         vocabulary = getattr(card.labels, name)
         if value is not None and value not in vocabulary:
-            findings.append(make_finding(
-                "L002", folder, relpath,
-                f"labels.{name} = '{value}' is not in dataset.json's vocabulary {vocabulary}",
-            ))
+            findings.append(
+                make_finding(
+                    "L002",
+                    folder,
+                    relpath,
+                    f"labels.{name} = '{value}' is not in dataset.json's vocabulary {vocabulary}",
+                )
+            )
     return findings
 
 
 def _label_checks(manifest: PatientManifest, folder: str, relpath: str) -> list[Finding]:
     labels = manifest.labels
     if labels.occlusion_location is not None and labels.occlusion_side is None:
-        return [make_finding(
-            "L001", folder, relpath, f"occlusion {labels.occlusion_location} is labelled without a side"
-        )]
+        return [
+            make_finding(
+                "L001", folder, relpath, f"occlusion {labels.occlusion_location} is labelled without a side"
+            )
+        ]
     return []
 
 
@@ -139,11 +149,22 @@ def _resolve_images(
     for modality, path_text in manifest.images.items():
         relpath = f"{folder}/{PurePosixPath(path_text)}"
         path = root / folder / path_text
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError) as error:  # a symlink loop
+            findings.append(
+                make_finding("F001", folder, relpath, f"{modality.value} cannot be resolved: {error}")
+            )
+            continue
         if not resolved.is_relative_to(real_root):
-            findings.append(make_finding(
-                "F005", folder, relpath, f"{modality.value} resolves to {resolved}, outside the dataset root"
-            ))
+            findings.append(
+                make_finding(
+                    "F005",
+                    folder,
+                    relpath,
+                    f"{modality.value} resolves to {resolved}, outside the dataset root",
+                )
+            )
         elif not resolved.is_file():
             state = "is a broken link" if path.is_symlink() else "does not exist"
             findings.append(make_finding("F001", folder, relpath, f"{modality.value} image {state}"))
@@ -173,13 +194,17 @@ def _folder_checks(root: Path, folder: str, manifest: PatientManifest) -> list[F
         if name.endswith(".nii") and f"{name}.gz" in present:
             paired.update({name, f"{name}.gz"})
             shown = f"{name}.gz" if f"{name}.gz" in referenced else name
-            findings.append(make_finding(
-                "F006", folder, f"{folder}/{shown}", f"both {name} and {name}.gz exist in the folder"
-            ))
+            findings.append(
+                make_finding(
+                    "F006", folder, f"{folder}/{shown}", f"both {name} and {name}.gz exist in the folder"
+                )
+            )
     for name in sorted(present - referenced - paired):
-        findings.append(make_finding(
-            "F004", folder, f"{folder}/{name}", "this image file is not referenced by patient.json"
-        ))
+        findings.append(
+            make_finding(
+                "F004", folder, f"{folder}/{name}", "this image file is not referenced by patient.json"
+            )
+        )
     return findings
 
 
@@ -188,16 +213,24 @@ def plan_patient(root: Path, folder: str, card: DatasetCard | None) -> PatientPl
     relpath = f"{folder}/{PATIENT_MANIFEST}"
     path = root / folder / PATIENT_MANIFEST
     if not path.is_file():
-        return PatientPlan(folder, None, findings=[make_finding(
-            "M006", folder, f"{folder}/", f"the folder {folder}/ holds no {PATIENT_MANIFEST}"
-        )])
+        return PatientPlan(
+            folder,
+            None,
+            findings=[
+                make_finding(
+                    "M006", folder, f"{folder}/", f"the folder {folder}/ holds no {PATIENT_MANIFEST}"
+                )
+            ],
+        )
     manifest, findings = load_model(PatientManifest, path, folder, relpath)
     if manifest is None:
         return PatientPlan(folder, None, findings=findings)
     if manifest.patient_id != folder:
-        findings.append(make_finding(
-            "M004", folder, relpath, f"patient_id is '{manifest.patient_id}' but the folder is '{folder}'"
-        ))
+        findings.append(
+            make_finding(
+                "M004", folder, relpath, f"patient_id is '{manifest.patient_id}' but the folder is '{folder}'"
+            )
+        )
     if card is not None:
         findings.extend(_card_checks(manifest, card, folder, relpath))
     findings.extend(_label_checks(manifest, folder, relpath))
@@ -218,8 +251,12 @@ def duplicate_id_findings(plans: list[PatientPlan]) -> list[Finding]:
         if len(folders) > 1:
             for folder in folders:
                 others = ", ".join(name for name in sorted(folders) if name != folder)
-                findings.append(make_finding(
-                    "M005", folder, f"{folder}/{PATIENT_MANIFEST}",
-                    f"the patient id is also used by folder(s) {others}",
-                ))
+                findings.append(
+                    make_finding(
+                        "M005",
+                        folder,
+                        f"{folder}/{PATIENT_MANIFEST}",
+                        f"the patient id is also used by folder(s) {others}",
+                    )
+                )
     return findings

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from strokedata.manifest import Modality
 from strokedata.validation.codes import CODES, Severity
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION: Literal[1] = 1
 
 PERFUSION_MAXIMA: dict[Modality, float] = {
     Modality.CBF: 1000.0,  # ml/100 g/min; grey matter 50-80, large vessels a few hundred

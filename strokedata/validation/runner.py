@@ -76,15 +76,20 @@ def _leakage_findings(contents: list[PatientContent]) -> list[Finding]:
         if len({patient for patient, _, _ in users}) < 2:
             continue
         for patient, relpath, modality in users:
-            others = ", ".join(sorted(f"{file} ({kind.value})" for who, file, kind in users if who != patient))
-            findings.append(make_finding(
-                "K001", patient, relpath, f"{modality.value} has the same voxel content as {others}"
-            ))
+            others = ", ".join(
+                sorted(f"{file} ({kind.value})" for who, file, kind in users if who != patient)
+            )
+            findings.append(
+                make_finding(
+                    "K001", patient, relpath, f"{modality.value} has the same voxel content as {others}"
+                )
+            )
     return findings
 
 
-def _run_phase(executor: Executor, fn: Callable[[T], R], tasks: list[T], phase: str,
-                     progress: Progress | None) -> list[R]:
+def _run_phase(
+    executor: Executor, fn: Callable[[T], R], tasks: list[T], phase: str, progress: Progress | None
+) -> list[R]:
     results = []
     for done, result in enumerate(executor.map_unordered(fn, tasks), start=1):
         results.append(result)
@@ -108,7 +113,9 @@ def validate(
     """
     root = Path(path)
     if not root.is_dir():
-        raise DatasetNotFoundError(f"{root} is not a folder; give the dataset root (the folder with dataset.json)")
+        raise DatasetNotFoundError(
+            f"{root} is not a folder; give the dataset root (the folder with dataset.json)"
+        )
     config = config or ValidationConfig()
     executor = executor or local_executor(jobs)
     card, findings = load_card(root)

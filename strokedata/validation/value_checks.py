@@ -12,12 +12,18 @@ from strokedata.manifest import LABEL_MAPS, N_REGIONS, Modality, PatientManifest
 from strokedata.validation.header_checks import CheckedImage, read_error_finding
 from strokedata.validation.report import Finding, ValidationConfig, make_finding
 
-HOUNSFIELD = frozenset({Modality.NCCT, Modality.CTA, Modality.MCTA1, Modality.MCTA2, Modality.MCTA3, Modality.CTP})
+HOUNSFIELD = frozenset(
+    {Modality.NCCT, Modality.CTA, Modality.MCTA1, Modality.MCTA2, Modality.MCTA3, Modality.CTP}
+)
 PERFUSION = frozenset({Modality.CBF, Modality.CBV, Modality.MTT, Modality.TMAX})
 MAY_BE_EMPTY = frozenset({Modality.CLOT, Modality.CORE, Modality.SPIRAL})
 """Modalities for which an all-zero image is legitimate (no clot, no core, no deficit)."""
-_ALLOWED_LABELS = {Modality.ATLAS: ("V004", N_REGIONS - 1), Modality.CLOT: ("V005", 2),
-                   Modality.CORE: ("V006", 1), Modality.BRAIN_MASK: ("V006", 1)}
+_ALLOWED_LABELS = {
+    Modality.ATLAS: ("V004", N_REGIONS - 1),
+    Modality.CLOT: ("V005", 2),
+    Modality.CORE: ("V006", 1),
+    Modality.BRAIN_MASK: ("V006", 1),
+}
 """Label maps: the code reporting bad values and the largest value allowed (the smallest is 0)."""
 
 
@@ -32,8 +38,9 @@ class PatientContent:
     bytes_read: int = 0
 
 
-def _value_range_finding(patient: str, image: CheckedImage, low: float, high: float,
-                         config: ValidationConfig) -> Finding | None:
+def _value_range_finding(
+    patient: str, image: CheckedImage, low: float, high: float, config: ValidationConfig
+) -> Finding | None:
     modality, relpath, name = image.ref.modality, image.ref.relpath, image.ref.modality.value
     shown = f"{name} values span {low:.6g}..{high:.6g}"
     if modality in HOUNSFIELD and (low < config.hu_range[0] or high > config.hu_range[1]):
@@ -50,15 +57,20 @@ def _value_range_finding(patient: str, image: CheckedImage, low: float, high: fl
     return None
 
 
-def _label_values_finding(patient: str, image: CheckedImage, volume: Volume,
-                          low: float, high: float) -> Finding | None:
+def _label_values_finding(
+    patient: str, image: CheckedImage, volume: Volume, low: float, high: float
+) -> Finding | None:
     code, largest = _ALLOWED_LABELS[image.ref.modality]
     name = image.ref.modality.value
     if low < 0 or high > largest:
-        return make_finding(code, patient, image.ref.relpath, f"{name} values span {low:g}..{high:g}, "
-                            f"outside 0..{largest}")
-    exact_integers = volume.data.dtype.kind in "iu" and float(volume.header.slope).is_integer() \
+        return make_finding(
+            code, patient, image.ref.relpath, f"{name} values span {low:g}..{high:g}, outside 0..{largest}"
+        )
+    exact_integers = (
+        volume.data.dtype.kind in "iu"
+        and float(volume.header.slope).is_integer()
         and float(volume.header.inter).is_integer()
+    )
     if not exact_integers:
         values = volume.scaled()
         if not np.array_equal(values, np.round(values)):
@@ -66,8 +78,9 @@ def _label_values_finding(patient: str, image: CheckedImage, volume: Volume,
     return None
 
 
-def _volume_findings(patient: str, image: CheckedImage, volume: Volume,
-                     config: ValidationConfig) -> list[Finding]:
+def _volume_findings(
+    patient: str, image: CheckedImage, volume: Volume, config: ValidationConfig
+) -> list[Finding]:
     modality, relpath = image.ref.modality, image.ref.relpath
     data = volume.data
     findings = []
@@ -76,8 +89,11 @@ def _volume_findings(patient: str, image: CheckedImage, volume: Volume,
         finite = np.isfinite(data)
         if not finite.all():
             count = int(finite.size - np.count_nonzero(finite))
-            findings.append(make_finding("V001", patient, relpath,
-                                         f"{modality.value} holds {count:,} NaN or infinite voxels"))
+            findings.append(
+                make_finding(
+                    "V001", patient, relpath, f"{modality.value} holds {count:,} NaN or infinite voxels"
+                )
+            )
             finite_values = data[finite]
             if finite_values.size == 0:
                 return findings
@@ -93,8 +109,13 @@ def _volume_findings(patient: str, image: CheckedImage, volume: Volume,
     return findings
 
 
-def _label_findings(patient: str, manifest: PatientManifest, clot: tuple[str, np.ndarray] | None,
-                    atlas: np.ndarray | None, region_names: list[str]) -> list[Finding]:
+def _label_findings(
+    patient: str,
+    manifest: PatientManifest,
+    clot: tuple[str, np.ndarray] | None,
+    atlas: np.ndarray | None,
+    region_names: list[str],
+) -> list[Finding]:
     """Return findings where the manifest's labels disagree with the CLOT and ATLAS images."""
     if clot is None:
         return []
@@ -102,22 +123,41 @@ def _label_findings(patient: str, manifest: PatientManifest, clot: tuple[str, np
     findings = []
     location = manifest.labels.occlusion_location
     if location is not None and not np.any(clot_values):
-        findings.append(make_finding("L003", patient, clot_file,
-                                     f"the patient is labelled with an {location} occlusion, the CLOT mask is empty"))
+        findings.append(
+            make_finding(
+                "L003",
+                patient,
+                clot_file,
+                f"the patient is labelled with an {location} occlusion, the CLOT mask is empty",
+            )
+        )
     explicit = manifest.labels.regions
     if explicit is not None and atlas is not None and atlas.shape == clot_values.shape:
         derived = regions_from_clot(clot_values, atlas)
         differing = [index for index in range(N_REGIONS) if derived[index] != explicit[index]]
         if differing:
-            shown = ", ".join(f"{index} {region_names[index]} (labels {explicit[index]}, "
-                              f"images {int(derived[index])})" for index in differing)
-            findings.append(make_finding("L004", patient, f"{patient}/patient.json",
-                                         f"labels.regions disagrees with CLOT x ATLAS at {shown}"))
+            shown = ", ".join(
+                f"{index} {region_names[index]} (labels {explicit[index]}, images {int(derived[index])})"
+                for index in differing
+            )
+            findings.append(
+                make_finding(
+                    "L004",
+                    patient,
+                    f"{patient}/patient.json",
+                    f"labels.regions disagrees with CLOT x ATLAS at {shown}",
+                )
+            )
     return findings
 
 
-def check_values(patient: str, manifest: PatientManifest, images: list[CheckedImage],
-                 config: ValidationConfig, region_names: list[str]) -> PatientContent:
+def check_values(
+    patient: str,
+    manifest: PatientManifest,
+    images: list[CheckedImage],
+    config: ValidationConfig,
+    region_names: list[str],
+) -> PatientContent:
     """Return what reading each of one patient's images once finds: value and label findings, hashes."""
     content = PatientContent(patient)
     clot: tuple[str, np.ndarray] | None = None

@@ -1,0 +1,95 @@
+"""The command-line programs: exit codes, JSON report, plain output when piped, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli.strokebench_app import app as strokebench_app
+from cli.strokedata_app import app
+from strokedata import ValidationReport
+from tests.corruptions import CORRUPTIONS
+
+runner = CliRunner()
+
+
+def test_valid_dataset_exits_0_and_writes_a_report(pristine_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = runner.invoke(app, ["validate", str(pristine_dataset), "--jobs", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "VALID: 4 patients, 60 images" in result.output
+    report = ValidationReport.model_validate_json(out.read_text())
+    assert report.valid and report.findings == []
+
+
+def test_invalid_dataset_exits_1_with_one_line_per_finding(dataset: Path) -> None:
+    CORRUPTIONS["V002"](dataset)
+    result = runner.invoke(app, ["validate", str(dataset), "-j", "1"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("error   V002 p001 p001/cta.nii.gz: CTA values span")
+    assert lines[-1].startswith("INVALID")
+
+
+def test_strict_turns_warnings_into_errors(dataset: Path, tmp_path: Path) -> None:
+    CORRUPTIONS["F004"](dataset)
+    assert runner.invoke(app, ["validate", str(dataset), "-j", "1"]).exit_code == 0
+    out = tmp_path / "strict.json"
+    result = runner.invoke(app, ["validate", str(dataset), "-j", "1", "--strict", "--json", str(out)])
+    assert result.exit_code == 1
+    report = json.loads(out.read_text())
+    assert [f["severity"] for f in report["findings"]] == ["error"]
+    assert report["config"]["strict"] is True
+
+
+def test_options_reach_the_checks(dataset: Path) -> None:
+    CORRUPTIONS["V008"](dataset)  # CBF 5000 > default bound 1000
+    assert (
+        runner.invoke(app, ["validate", str(dataset), "-j", "1", "--perfusion-max", "CBF=6000"]).exit_code
+        == 0
+    )
+    assert runner.invoke(app, ["validate", str(dataset), "-j", "1", "--max-voxels", "100"]).exit_code == 1
+
+
+def test_usage_errors_exit_2_without_traceback(pristine_dataset: Path, tmp_path: Path) -> None:
+    cases = [
+        ["validate", str(tmp_path / "missing")],
+        ["validate", str(pristine_dataset), "--json", str(pristine_dataset / "report.json")],
+        ["validate", str(pristine_dataset), "--perfusion-max", "PET=3"],
+        ["validate", str(pristine_dataset), "--perfusion-max", "CBF=lots"],
+        ["validate", str(pristine_dataset), "--hu-min", "10", "--hu-max", "0"],
+        ["validate", str(pristine_dataset), "--jobs", "0"],
+        ["validate"],
+    ]
+    for arguments in cases:
+        result = runner.invoke(app, arguments)
+        assert result.exit_code == 2, (arguments, result.output)
+        assert "Traceback" not in result.output
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert not (pristine_dataset / "report.json").exists()
+
+
+def test_schema_command_writes_the_committed_schemas(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["schema", "--out", str(tmp_path)])
+    assert result.exit_code == 0
+    committed = Path(__file__).parent.parent / "schemas"
+    written = sorted(path.name for path in tmp_path.iterdir())
+    assert written == sorted(path.name for path in committed.glob("*.json"))
+    for name in written:
+        assert (tmp_path / name).read_text() == (committed / name).read_text(), (
+            f"schemas/{name} drifted from the models: run `strokedata schema --out schemas/`"
+        )
+
+
+def test_console_scripts_start_and_report_versions() -> None:
+    for program in ("strokedata", "strokebench"):
+        result = subprocess.run(
+            [Path(sys.executable).parent / program, "--version"], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0 and result.stdout.startswith(program)
+    info = runner.invoke(strokebench_app, ["info"])
+    assert info.exit_code == 0 and "torch" in info.output and "strokebench" in info.output
