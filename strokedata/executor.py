@@ -32,28 +32,42 @@ class SerialExecutor:
         for item in items:
             yield fn(item)
 
+    def close(self) -> None:
+        """Release nothing: there are no workers."""
+
 
 class ProcessExecutor:
-    """Runs items in a pool of ``jobs`` local processes (spawned, so safe beside threads)."""
+    """Runs items in one pool of ``jobs`` local processes (spawned, so safe beside threads).
+
+    The pool starts on first use and lives until ``close()``, so successive calls share warm workers.
+    """
 
     def __init__(self, jobs: int) -> None:
         if jobs < 1:
             raise ValueError(f"jobs must be at least 1, got {jobs}")
         self.jobs = jobs
+        self._pool: ProcessPoolExecutor | None = None
 
     def map_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
         """Yield ``fn(item)`` for every item as the workers finish them."""
         if not items:
             return
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(items)), mp_context=context) as pool:
-            futures = [pool.submit(fn, item) for item in items]
-            try:
-                for future in as_completed(futures):
-                    yield future.result()
-            finally:
-                for future in futures:
-                    future.cancel()
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context)
+        futures = [self._pool.submit(fn, item) for item in items]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def close(self) -> None:
+        """Stop the workers; a later call starts new ones."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
 
 def default_jobs() -> int:
@@ -64,7 +78,7 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def local_executor(jobs: int | None = None) -> Executor:
+def local_executor(jobs: int | None = None) -> SerialExecutor | ProcessExecutor:
     """Return a serial executor for one job, else a process pool of ``jobs`` (default: all cores)."""
     count = default_jobs() if jobs is None else jobs
     if count < 1:

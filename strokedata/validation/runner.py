@@ -117,7 +117,12 @@ def validate(
             f"{root} is not a folder; give the dataset root (the folder with dataset.json)"
         )
     config = config or ValidationConfig()
-    executor = executor or local_executor(jobs)
+    if executor is None:
+        own = local_executor(jobs)
+        try:
+            return validate(path, config, executor=own, progress=progress)
+        finally:
+            own.close()
     card, findings = load_card(root)
     folders = patient_folders(root)
     if not folders:
