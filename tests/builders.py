@@ -149,5 +149,10 @@ def edit_json(path: Path, changes: dict[str, object]) -> None:
 
 
 if __name__ == "__main__":
-    count = int(sys.argv[2]) if len(sys.argv) > 2 else 8
-    print(build_dataset(Path(sys.argv[1]), count))
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python tests/builders.py OUT_DIR [N_PATIENTS]")
+    out = Path(sys.argv[1])
+    if out.exists():
+        print(f"{out} exists already; it is left as it is (delete it to build it again)")
+    else:
+        print(f"built {build_dataset(out, int(sys.argv[2]) if len(sys.argv) == 3 else 8)}")
