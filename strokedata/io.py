@@ -26,6 +26,8 @@ from isal import igzip, igzip_lib
 _NIFTI1_SIZE = 348
 _NIFTI2_SIZE = 540
 _GZIP_MAGIC = b"\x1f\x8b"
+_HEADER_PEEK = _NIFTI2_SIZE + 4
+_PEEK_CHUNK = 4096
 _DECOMPRESSION_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     zlib.error,
@@ -173,13 +175,18 @@ def _read_errors(name: str) -> Iterator[None]:
 
 
 def _header_block(stream: BinaryIO, name: str) -> ImageHeader:
-    """Return the header parsed from the start of a file object, gzip-compressed or not."""
-    compressed = stream.read(2) == _GZIP_MAGIC
-    stream.seek(0)
-    if compressed:
-        with igzip.GzipFile(fileobj=stream, mode="rb") as unpacked:
-            return _header_from_bytes(unpacked.read(_NIFTI2_SIZE + 4), name)
-    return _header_from_bytes(stream.read(_NIFTI2_SIZE + 4), name)
+    """Return the header parsed from the start of a file object, inflating only the bytes it needs."""
+    start = stream.read(_PEEK_CHUNK)
+    if start[:2] != _GZIP_MAGIC:
+        return _header_from_bytes(start, name)
+    inflater = zlib.decompressobj(wbits=31)  # gzip container
+    block = inflater.decompress(start, _HEADER_PEEK)
+    while len(block) < _HEADER_PEEK and not inflater.eof:
+        pending = inflater.unconsumed_tail or stream.read(_PEEK_CHUNK)
+        if not pending:
+            break  # the file ends inside the header: reported as truncated
+        block += inflater.decompress(pending, _HEADER_PEEK - len(block))
+    return _header_from_bytes(block, name)
 
 
 def read_header(path: Path) -> ImageHeader:

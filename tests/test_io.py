@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import tracemalloc
 from pathlib import Path
 
@@ -69,7 +70,11 @@ def test_huge_header_is_refused_before_allocation(tmp_path: Path) -> None:
     ("content", "kind"),
     [
         (b"", "truncated"),
-        (b"\x1f\x8b\x08garbage", "truncated"),  # a gzip header, then nothing decodable
+        (b"\x1f\x8b\x08garbage", "corrupt"),  # gzip magic, then reserved header flags set
+        (
+            gzip.compress(nib.Nifti1Image(np.eye(4), np.eye(4)).to_bytes())[:40],
+            "truncated",
+        ),  # cut in the header
         (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + b"\xff" * 600, "corrupt"),  # invalid deflate data
         (b"x" * 400, "corrupt"),
     ],
