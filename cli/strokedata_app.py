@@ -17,7 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _version(value: bool) -> None:
@@ -115,6 +115,9 @@ def validate(
     except StrokedataError as problem:
         render.error(str(problem))
         raise typer.Exit(EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        render.error("interrupted; nothing was written")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     render.render_report(report)
     if json_out is not None:
         atomic_write_text(json_out, report.model_dump_json(indent=2) + "\n")

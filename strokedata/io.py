@@ -211,7 +211,12 @@ def read_volume(path: Path, max_voxels: int) -> Volume:
                 f"{path.name} declares {header.n_voxels:,} voxels, above the limit {max_voxels:,}",
             )
         if raw[:2] == _GZIP_MAGIC:
-            raw = igzip.decompress(raw)
+            try:
+                raw = igzip.decompress(raw)
+            except MemoryError:
+                raise ImageReadError(
+                    "too_large", f"{path.name} needs {header.nbytes:,} bytes, more memory than is free"
+                ) from None
     needed = header.vox_offset + header.nbytes
     if len(raw) < needed:
         raise ImageReadError(

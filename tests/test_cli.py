@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from cli.strokebench_app import app as strokebench_app
 from cli.strokedata_app import app
 from strokedata import ValidationReport
+from strokedata.validation import CODES
 from tests.corruptions import CORRUPTIONS
 
 runner = CliRunner()
@@ -93,3 +94,12 @@ def test_console_scripts_start_and_report_versions() -> None:
         assert result.returncode == 0 and result.stdout.startswith(program)
     info = runner.invoke(strokebench_app, ["info"])
     assert info.exit_code == 0 and "torch" in info.output and "strokebench" in info.output
+
+
+def test_every_code_is_documented_with_an_example() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "validation.md").read_text()
+    for code, entry in CODES.items():
+        heading = f"### {code} {entry.name} ({entry.severity})"
+        assert heading in text, f"docs/validation.md lacks '{heading}'"
+        section = text.split(heading, 1)[1].split("\n### ", 1)[0]
+        assert f"Fix: {entry.fix}." in section and f" {code} " in section.split("```")[1]

@@ -99,3 +99,12 @@ def test_load_dataset_refuses_invalid_manifests(dataset: Path) -> None:
         load_dataset(dataset)
     assert [f.code for f in caught.value.findings] == ["M003"]
     assert "p001/patient.json" in str(caught.value)
+
+
+def test_an_unlistable_root_is_a_clear_error(dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(path: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    with pytest.raises(DatasetNotFoundError, match=r"cannot list .*Permission denied"):
+        validate(dataset, jobs=1)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from strokedata.errors import DatasetNotFoundError
 from strokedata.io import JSONFileError, parse_json
 from strokedata.manifest import (
     DATASET_CARD,
@@ -92,10 +93,17 @@ def load_card(root: Path) -> tuple[DatasetCard | None, list[Finding]]:
 
 
 def patient_folders(root: Path) -> list[str]:
-    """Return the sorted names of the patient folders: every non-hidden folder in the root."""
-    return sorted(
-        entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith(".")
-    )
+    """Return the sorted names of the patient folders: every non-hidden folder in the root.
+
+    Raises DatasetNotFoundError when the root cannot be listed.
+    """
+    try:
+        entries = list(os.scandir(root))
+    except OSError as error:
+        raise DatasetNotFoundError(
+            f"cannot list {root}: {error.strerror}; check the path and its permissions"
+        ) from None
+    return sorted(entry.name for entry in entries if entry.is_dir() and not entry.name.startswith("."))
 
 
 def _card_checks(manifest: PatientManifest, card: DatasetCard, folder: str, relpath: str) -> list[Finding]:
