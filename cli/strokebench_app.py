@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from cli import render
+from cli.app import make_app
 
-app = typer.Typer(
-    name="strokebench",
-    help="Stroke-imaging benchmarks: tasks, scoring and leaderboards against published baselines.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = make_app(
+    "strokebench",
+    "Stroke-imaging benchmarks: tasks, scoring and leaderboards against published baselines.",
 )
-
-
-def _version(value: bool) -> None:
-    if value:
-        from strokedata import __version__
-
-        typer.echo(f"strokebench {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main_options(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-) -> None:
-    """Stroke-imaging benchmarks."""
 
 
 @app.command()

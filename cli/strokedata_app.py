@@ -8,33 +8,14 @@ from typing import Annotated
 import typer
 
 from cli import render
+from cli.app import make_app
 
-app = typer.Typer(
-    name="strokedata",
-    help="Validated stroke-imaging datasets: check a dataset folder, export the file schemas.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = make_app(
+    "strokedata",
+    "Validated stroke-imaging datasets: check a dataset folder, export the file schemas.",
 )
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _version(value: bool) -> None:
-    if value:
-        from strokedata import __version__
-
-        typer.echo(f"strokedata {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main_options(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-) -> None:
-    """Validated stroke-imaging datasets."""
 
 
 def _parse_perfusion_max(values: list[str]) -> dict[str, float]:

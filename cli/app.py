@@ -1,0 +1,39 @@
+"""The one way both programs are built: a typer app with the shared options (--version).
+
+No `from __future__ import annotations` here: typer evaluates the closure's annotations at run time.
+"""
+
+from typing import Annotated
+
+import typer
+
+
+def make_app(program: str, help_text: str) -> typer.Typer:
+    """Return a typer app for ``program`` with ``--version`` and no shell-completion commands."""
+    app = typer.Typer(
+        name=program,
+        help=help_text,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    def show_version(value: bool) -> None:
+        if value:
+            from strokedata import __version__
+
+            typer.echo(f"{program} {__version__}")
+            raise typer.Exit()
+
+    @app.callback(help=help_text)
+    def options(
+        version: Annotated[
+            bool,
+            typer.Option(
+                "--version", callback=show_version, is_eager=True, help="Print the version and exit."
+            ),
+        ] = False,
+    ) -> None:
+        """Apply the options shared by every command."""
+
+    return app
