@@ -87,11 +87,12 @@ class Volume:
         low, high = low * self.header.slope + self.header.inter, high * self.header.slope + self.header.inter
         return (low, high) if low <= high else (high, low)
 
-    def scaled(self) -> np.ndarray:
-        """Return the voxels after scaling: the stored array itself when the scaling is the identity."""
+    def scaled(self, values: np.ndarray | None = None) -> np.ndarray:
+        """Return the voxels (or ``values``) after scaling; the stored array itself for identity scaling."""
+        stored = self.data if values is None else values
         if self.header.slope == 1.0 and self.header.inter == 0.0:
-            return self.data
-        return self.data.astype(np.float32) * np.float32(self.header.slope) + np.float32(self.header.inter)
+            return stored
+        return stored.astype(np.float32) * np.float32(self.header.slope) + np.float32(self.header.inter)
 
 
 def read_json(path: Path) -> Any:

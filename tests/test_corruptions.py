@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from strokedata import validate
 from strokedata.validation import CODES
-from tests.corruptions import CORRUPTIONS, VARIANTS
+from tests.builders import save
+from tests.corruptions import CORRUPTIONS, VARIANTS, load
 
 CASES = [(code, corrupt) for code, corrupt in CORRUPTIONS.items()] + [
     (code, corrupt) for code, corrupts in VARIANTS.items() for corrupt in corrupts
@@ -38,3 +40,12 @@ def test_injected_corruption_yields_exactly_its_code(
     assert finding.severity == CODES[code].severity
     assert finding.message.endswith(CODES[code].fix)
     assert report.valid == (CODES[code].severity == "warning")
+
+
+def test_nan_in_a_float_label_map_is_reported_once(dataset: Path) -> None:
+    path = dataset / "p001" / "atlas.nii.gz"
+    data, affine = load(path)
+    data = data.astype(np.float32)
+    data[0, 0, 0] = np.nan
+    save(path, data, affine)
+    assert [f.code for f in validate(dataset, jobs=1).findings] == ["V001"]

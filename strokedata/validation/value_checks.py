@@ -58,8 +58,9 @@ def _value_range_finding(
 
 
 def _label_values_finding(
-    patient: str, image: CheckedImage, volume: Volume, low: float, high: float
+    patient: str, image: CheckedImage, volume: Volume, stored: np.ndarray, low: float, high: float
 ) -> Finding | None:
+    """Return a finding when a label map's values (``stored``: its finite voxels) are not allowed labels."""
     code, largest = _ALLOWED_LABELS[image.ref.modality]
     name = image.ref.modality.value
     if low < 0 or high > largest:
@@ -72,7 +73,7 @@ def _label_values_finding(
         and float(volume.header.inter).is_integer()
     )
     if not exact_integers:
-        values = volume.scaled()
+        values = volume.scaled(stored)
         if not np.array_equal(values, np.round(values)):
             return make_finding(code, patient, image.ref.relpath, f"{name} holds non-integer values")
     return None
@@ -84,7 +85,7 @@ def _volume_findings(
     modality, relpath = image.ref.modality, image.ref.relpath
     data = volume.data
     findings = []
-    finite_values = None
+    finite_values = data
     if data.dtype.kind == "f":
         finite = np.isfinite(data)
         if not finite.all():
@@ -99,7 +100,7 @@ def _volume_findings(
                 return findings
     low, high = volume.scaled_range(finite_values)
     if modality in LABEL_MAPS:
-        finding = _label_values_finding(patient, image, volume, low, high)
+        finding = _label_values_finding(patient, image, volume, finite_values, low, high)
     else:
         finding = _value_range_finding(patient, image, low, high, config)
     if finding is not None:
