@@ -117,12 +117,20 @@ def validate(
             f"{root} is not a folder; give the dataset root (the folder with dataset.json)"
         )
     config = config or ValidationConfig()
-    if executor is None:
-        own = local_executor(jobs)
-        try:
-            return validate(path, config, executor=own, progress=progress)
-        finally:
-            own.close()
+    if executor is not None:
+        return _validate_with(executor, path, config, progress)
+    own = local_executor(jobs)
+    try:
+        return _validate_with(own, path, config, progress)
+    finally:
+        own.close()
+
+
+def _validate_with(
+    executor: Executor, path: str | Path, config: ValidationConfig, progress: Progress | None
+) -> ValidationReport:
+    """Return the report of the dataset at ``path``, running per-patient work on ``executor``."""
+    root = Path(path)
     card, findings = load_card(root)
     folders = patient_folders(root)
     if not folders:
