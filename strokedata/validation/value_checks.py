@@ -8,7 +8,7 @@ import numpy as np
 
 from strokedata.io import ImageReadError, Volume, content_hash, read_volume
 from strokedata.labels import regions_from_clot
-from strokedata.manifest import LABEL_MAPS, N_REGIONS, Modality, PatientManifest
+from strokedata.manifest import LABEL_MAPS, N_REGIONS, PATIENT_MANIFEST, Modality, PatientManifest
 from strokedata.validation.header_checks import CheckedImage, read_error_finding
 from strokedata.validation.report import Finding, ValidationConfig, make_finding
 
@@ -145,7 +145,7 @@ def _label_findings(
                 make_finding(
                     "L004",
                     patient,
-                    f"{patient}/patient.json",
+                    f"{patient}/{PATIENT_MANIFEST}",
                     f"labels.regions disagrees with CLOT x ATLAS at {shown}",
                 )
             )
