@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 console = Console()
 err_console = Console(stderr=True)
 
-_PHASE_TITLES = {"headers": "Checking manifests and headers", "voxels": "Reading voxels"}
+_PHASE_TITLES = {
+    "headers": "Checking manifests and headers",
+    "voxels": "Reading voxels",
+    "phantoms": "Generating phantoms",
+}
 
 
 def interactive() -> bool:

@@ -1,4 +1,4 @@
-"""The `strokedata` program: dataset commands (validate, schema)."""
+"""The `strokedata` program: dataset commands (validate, schema, phantom, show)."""
 
 from __future__ import annotations
 
@@ -9,30 +9,19 @@ import typer
 
 from cli import render
 from cli.app import make_app
+from cli.options import parse_assignments, parse_names
 
 app = make_app(
     "strokedata",
-    "Validated stroke-imaging datasets: check a dataset folder, export the file schemas.",
+    "Validated stroke-imaging datasets: check a folder, generate phantoms, show a patient, export schemas.",
 )
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def _parse_perfusion_max(values: list[str]) -> dict[str, float]:
-    """Return {modality: bound} parsed from MODALITY=VALUE strings; raise typer.BadParameter."""
-    from strokedata.validation.value_checks import PERFUSION
-
-    allowed = sorted(modality.value for modality in PERFUSION)
-    bounds = {}
-    for text in values:
-        name, _, number = text.partition("=")
-        if name.upper() not in allowed:
-            raise typer.BadParameter(f"'{text}': the modality must be one of {', '.join(allowed)}")
-        try:
-            bounds[name.upper()] = float(number)
-        except ValueError:
-            raise typer.BadParameter(f"'{text}': give MODALITY=NUMBER, for example CBF=1200") from None
-    return bounds
+def _inside(path: Path, folder: Path) -> bool:
+    """Return True when ``path`` would be written inside ``folder``."""
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 @app.command()
@@ -70,12 +59,12 @@ def validate(
     from strokedata.validation import validate as run_validation
     from strokedata.validation.report import PERFUSION_MAXIMA
 
-    if json_out is not None and json_out.resolve().is_relative_to(dataset.resolve()):
+    if json_out is not None and _inside(json_out, dataset):
         render.error(f"--json {json_out} lies inside the dataset; write the report outside {dataset}")
         raise typer.Exit(EXIT_USAGE)
     try:
         bounds = {modality.value: value for modality, value in PERFUSION_MAXIMA.items()}
-        bounds.update(_parse_perfusion_max(perfusion_max or []))
+        bounds.update(parse_assignments(perfusion_max or [], sorted(bounds), "--perfusion-max"))
         config = ValidationConfig.model_validate(
             {
                 "affine_tolerance": affine_tolerance,
@@ -116,6 +105,89 @@ def schema(
 
     for path in export_schemas(out):
         typer.echo(str(path))
+
+
+@app.command()
+def phantom(
+    out: Annotated[Path, typer.Option("--out", help="New or empty folder to write the dataset into.")],
+    n: Annotated[int, typer.Option("-n", "--patients", min=1, help="Number of patients.")],
+    seed: Annotated[int, typer.Option(min=0, help="Cohort seed: patient i depends on (seed, i) only.")] = 0,
+    preset_name: Annotated[
+        str, typer.Option("--preset", help="tiny (64x64x16, for tests) or realistic (the papers' sizes).")
+    ] = "tiny",
+    occlusion_mix: Annotated[
+        str | None,
+        typer.Option(
+            help="Relative frequency of each site, e.g. ICA-T=0.148,M1=0.588,M2=0.264 (the default)."
+        ),
+    ] = None,
+    modalities: Annotated[
+        list[str] | None,
+        typer.Option(help="Modalities to write, comma-separated or repeated (default: all)."),
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
+    ] = None,
+) -> None:
+    """Generate a canonical dataset of synthetic stroke phantoms (docs/phantoms.md)."""
+    from pydantic import ValidationError
+
+    from strokedata import StrokedataError
+    from strokedata.manifest import OCCLUSION_LOCATIONS, Modality
+    from strokedata.phantoms import generate_dataset, preset
+
+    try:
+        overrides: dict[str, object] = {}
+        if occlusion_mix is not None:
+            overrides["occlusion_mix"] = parse_assignments(
+                [occlusion_mix], list(OCCLUSION_LOCATIONS), "--occlusion-mix"
+            )
+        if modalities:
+            overrides["modalities"] = parse_names(modalities, [m.value for m in Modality], "--modalities")
+        if preset_name not in ("tiny", "realistic"):
+            raise typer.BadParameter(f"--preset '{preset_name}': choose tiny or realistic")
+        config = preset(preset_name, **overrides)  # type: ignore[arg-type]
+    except (ValidationError, typer.BadParameter) as problem:
+        message = problem.errors()[0]["msg"] if isinstance(problem, ValidationError) else str(problem)
+        render.error(f"invalid option: {message}")
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        with render.progress_bar() as progress:
+            root = generate_dataset(out, n, config, seed=seed, jobs=jobs, progress=progress)
+    except StrokedataError as problem:
+        render.error(str(problem))
+        raise typer.Exit(EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        render.error(f"interrupted; {out} holds only part of the dataset: delete it")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    render.console.print(
+        f"wrote {n} phantom patients ({config.preset}, seed {seed}) to {root}", highlight=False
+    )
+
+
+@app.command()
+def show(
+    dataset: Annotated[Path, typer.Argument(help="Dataset root.")],
+    patient_id: Annotated[str, typer.Argument(help="The patient to show.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="PNG file to write (default: PATIENT_ID.png).")
+    ] = None,
+    slices: Annotated[int, typer.Option(min=1, max=12, help="Axial slices per image.")] = 4,
+) -> None:
+    """Write a PNG montage of one patient: slices of each image, label outlines, labels in the title."""
+    from strokedata import StrokedataError
+    from strokedata.show import render_patient
+
+    target = out if out is not None else Path(f"{patient_id}.png")
+    if _inside(target, dataset):
+        render.error(f"--out {target} lies inside the dataset; write the picture outside {dataset}")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        path = render_patient(dataset, patient_id, target, slices=slices)
+    except StrokedataError as problem:
+        render.error(str(problem))
+        raise typer.Exit(EXIT_USAGE) from None
+    render.console.print(f"wrote {path}", highlight=False)
 
 
 def main() -> None:

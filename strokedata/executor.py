@@ -10,6 +10,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -84,3 +85,16 @@ def local_executor(jobs: int | None = None) -> SerialExecutor | ProcessExecutor:
     if count < 1:
         raise ValueError(f"jobs must be at least 1, got {count}")
     return SerialExecutor() if count == 1 else ProcessExecutor(count)
+
+
+@contextmanager
+def executor_for(jobs: int | None, executor: Executor | None) -> Iterator[Executor]:
+    """Yield ``executor`` if given, else a local one for ``jobs`` that is closed on exit."""
+    if executor is not None:
+        yield executor
+        return
+    own = local_executor(jobs)
+    try:
+        yield own
+    finally:
+        own.close()

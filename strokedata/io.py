@@ -27,6 +27,8 @@ _NIFTI1_SIZE = 348
 _NIFTI2_SIZE = 540
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEADER_PEEK = _NIFTI2_SIZE + 4
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read the process's umask (there is no getter) and put it back
 _PEEK_CHUNK = 4096
 _DECOMPRESSION_ERRORS: tuple[type[Exception], ...] = (
     OSError,
@@ -235,16 +237,48 @@ def content_hash(volume: Volume) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+def nifti_bytes(data: np.ndarray, affine: np.ndarray, time_step: float | None = None) -> bytes:
+    """Return a single-file NIfTI-1 image (uncompressed) with sform and qform set to ``affine`` (mm).
+
+    ``time_step`` (seconds) is recorded as the spacing of a fourth, temporal axis. The header is
+    nibabel's; the voxels are appended in Fortran order, without nibabel's slower stream writer.
+    """
+    header = nib.Nifti1Header()
+    header.set_data_dtype(data.dtype)
+    header.set_data_shape(data.shape)
+    header.set_sform(affine, code=1)  # scanner coordinates
+    header.set_qform(affine, code=1)
+    header.set_xyzt_units("mm", "sec")
+    if time_step is not None:
+        header.set_zooms((*header.get_zooms()[:3], time_step))
+    header["vox_offset"] = _NIFTI1_SIZE + 4
+    return bytes(header.binaryblock) + b"\x00" * 4 + np.asarray(data).tobytes(order="F")
+
+
+def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray, time_step: float | None = None) -> None:
+    """Write ``data`` atomically as .nii (or .nii.gz: ISA-L level 1, no timestamp, so byte-reproducible)."""
+    payload = nifti_bytes(data, affine, time_step)
+    if path.name.endswith(".gz"):
+        payload = igzip.compress(payload, compresslevel=1, mtime=0)
+    atomic_write_bytes(path, payload)
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
+        os.fchmod(handle, 0o666 & ~_UMASK)  # mkstemp makes the file private; open() would not
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8, newlines as written) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -12,7 +13,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strokedata.io import ImageReadError, atomic_write_text, content_hash, read_header, read_volume
+from strokedata.io import (
+    ImageReadError,
+    atomic_write_text,
+    content_hash,
+    read_header,
+    read_volume,
+    write_nifti,
+)
 from tests.corruptions import patch_header
 
 dtypes = st.sampled_from([np.uint8, np.int16, np.uint16, np.int32, np.float32, np.float64])
@@ -102,3 +110,29 @@ def test_atomic_write_replaces_whole_file_and_leaves_no_temporary(tmp_path: Path
     atomic_write_text(target, "second")
     assert target.read_text() == "second"
     assert [path.name for path in target.parent.iterdir()] == ["report.json"]
+
+
+@given(dtype=dtypes, shape=shapes, gz=st.booleans())
+def test_written_images_read_back_identically_with_nibabel(
+    tmp_path_factory: pytest.TempPathFactory, dtype: type, shape: tuple[int, ...], gz: bool
+) -> None:
+    path = tmp_path_factory.mktemp("write") / ("x.nii.gz" if gz else "x.nii")
+    data = (np.arange(np.prod(shape)).reshape(shape) % 37).astype(dtype)
+    affine = np.array([[0.5, 0, 0, -10], [0, 0.6, 0, 4], [0, 0, 2.5, 7], [0, 0, 0, 1]])
+    write_nifti(path, data, affine, time_step=1.5 if len(shape) == 4 else None)
+    image = nib.load(path)
+    assert np.array_equal(np.asarray(image.dataobj), data) and image.get_data_dtype() == data.dtype
+    assert np.allclose(image.affine, affine) and np.allclose(image.header.get_zooms()[:3], (0.5, 0.6, 2.5))
+    assert int(image.header["sform_code"]) == int(image.header["qform_code"]) == 1
+    if len(shape) == 4:
+        assert image.header.get_zooms()[3] == 1.5
+    first = path.read_bytes()
+    write_nifti(path, data, affine, time_step=1.5 if len(shape) == 4 else None)
+    assert path.read_bytes() == first
+
+
+def test_written_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    atomic_write_text(tmp_path / "a.json", "{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask

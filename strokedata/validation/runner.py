@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from strokedata import __version__
 from strokedata.errors import DatasetNotFoundError
-from strokedata.executor import Executor, local_executor
+from strokedata.executor import Executor, executor_for
 from strokedata.manifest import DEFAULT_ATLAS_REGIONS, DatasetCard, Modality, PatientManifest
 from strokedata.validation.header_checks import CheckedImage, check_headers
 from strokedata.validation.manifest_checks import (
@@ -116,14 +116,8 @@ def validate(
         raise DatasetNotFoundError(
             f"{root} is not a folder; give the dataset root (the folder with dataset.json)"
         )
-    config = config or ValidationConfig()
-    if executor is not None:
-        return _validate_with(executor, path, config, progress)
-    own = local_executor(jobs)
-    try:
-        return _validate_with(own, path, config, progress)
-    finally:
-        own.close()
+    with executor_for(jobs, executor) as runner:
+        return _validate_with(runner, path, config or ValidationConfig(), progress)
 
 
 def _validate_with(

@@ -1,0 +1,36 @@
+"""Parsing of option values shared by the commands."""
+
+from __future__ import annotations
+
+import typer
+
+
+def parse_assignments(texts: list[str], allowed: list[str], option: str) -> dict[str, float]:
+    """Return {KEY: number} from 'KEY=NUMBER' items, given comma-separated and/or repeated.
+
+    Keys are matched case-insensitively against ``allowed``; raises typer.BadParameter naming the option.
+    """
+    by_upper = {key.upper(): key for key in allowed}
+    values: dict[str, float] = {}
+    for item in (part.strip() for text in texts for part in text.split(",") if part.strip()):
+        key, separator, number = item.partition("=")
+        if not separator or key.strip().upper() not in by_upper:
+            raise typer.BadParameter(
+                f"{option} '{item}': give KEY=NUMBER with KEY one of {', '.join(allowed)}"
+            )
+        try:
+            values[by_upper[key.strip().upper()]] = float(number)
+        except ValueError:
+            raise typer.BadParameter(f"{option} '{item}': '{number}' is not a number") from None
+    return values
+
+
+def parse_names(texts: list[str], allowed: list[str], option: str) -> list[str]:
+    """Return the names from comma-separated and/or repeated items, checked against ``allowed``."""
+    by_upper = {name.upper(): name for name in allowed}
+    names = []
+    for item in (part.strip() for text in texts for part in text.split(",") if part.strip()):
+        if item.upper() not in by_upper:
+            raise typer.BadParameter(f"{option} '{item}': choose from {', '.join(allowed)}")
+        names.append(by_upper[item.upper()])
+    return names

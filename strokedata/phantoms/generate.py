@@ -1,0 +1,265 @@
+"""``generate_patient(seed, index, config)`` and ``generate_dataset(...)``: phantoms as canonical datasets.
+
+Patient ``index`` of cohort ``seed`` depends on (seed, index) only: every random draw comes from
+``SeedSequence([seed, index])``, with one child stream for the patient's anatomy and labels and one
+per modality for its noise, so a subset of patients, another worker count or another subset of
+modalities gives the same images, byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from strokedata import __version__
+from strokedata.errors import StrokedataError
+from strokedata.executor import Executor, executor_for
+from strokedata.io import atomic_write_text, write_nifti
+from strokedata.manifest import (
+    DATASET_CARD,
+    DEFAULT_ATLAS_REGIONS,
+    PATIENT_MANIFEST,
+    DatasetCard,
+    Labels,
+    Modality,
+    PatientManifest,
+    Provenance,
+)
+from strokedata.phantoms.anatomy import Pose, grid_affine, head_coordinates, territories, tissue
+from strokedata.phantoms.cohort import draw_clinical, draw_mtici, draw_site_and_side
+from strokedata.phantoms.config import Grid, PhantomConfig
+from strokedata.phantoms.imaging import MCTA_PHASE_DELAYS, angiography, ctp_series, ncct, spiral
+from strokedata.phantoms.perfusion import CORE_SEVERITY, PENUMBRA_SEVERITY, Physiology, TissueCurves, severity
+from strokedata.phantoms.scene import Scene, Tissues, build_scene
+from strokedata.phantoms.vessels import Occlusion, Vessel, draw_occlusion, vessel_pieces, vessel_tree
+
+ANGIO = frozenset(
+    {
+        Modality.CTA,
+        Modality.MCTA1,
+        Modality.MCTA2,
+        Modality.MCTA3,
+        Modality.SPIRAL,
+        Modality.ATLAS,
+        Modality.CLOT,
+    }
+)
+PERFUSION = frozenset({Modality.CBF, Modality.CBV, Modality.MTT, Modality.TMAX, Modality.CORE, Modality.CTP})
+NCCT_GROUP = frozenset({Modality.NCCT, Modality.BRAIN_MASK})
+SITE_NOISE = (1.0, 1.3, 0.8, 1.15, 0.9)
+"""Noise multiplier of each acquiring site (site k uses entry k mod 5): a scanner effect."""
+NOISE_HU = {Modality.NCCT: 3.5, Modality.CTA: 8.0, Modality.CTP: 8.0}
+_COARSE = Grid(shape=(32, 32, 16), spacing=(7.2, 7.2, 8.0))
+
+
+class PhantomOutputError(StrokedataError):
+    """The output folder for a phantom dataset is not empty."""
+
+
+def patient_id(index: int) -> str:
+    """Return the id of phantom patient ``index``: p00000, p00001, ..."""
+    return f"p{index:05d}"
+
+
+@dataclass
+class PatientPhantom:
+    """One generated patient: its manifest, its images (data, affine, time step) and how it was made."""
+
+    manifest: PatientManifest
+    images: dict[Modality, tuple[np.ndarray, np.ndarray, float | None]]
+    pose: Pose
+    vessels: dict[str, Vessel]
+    occlusion: Occlusion
+
+
+def _streams(seed: int, index: int) -> tuple[np.random.Generator, dict[Modality, np.random.Generator]]:
+    children = np.random.SeedSequence([seed, index]).spawn(1 + len(Modality))
+    return np.random.default_rng(children[0]), {
+        modality: np.random.default_rng(child) for modality, child in zip(Modality, children[1:], strict=True)
+    }
+
+
+def _hypoperfused_ml(pose: Pose, physiology: Physiology, occlusion: Occlusion) -> float:
+    """Return the volume (ml) with Tmax > 6 s, on a coarse grid independent of the chosen modalities."""
+    points = head_coordinates(_COARSE, pose, slice(None))
+    parenchyma = tissue(points, 2.0).parenchyma
+    atlas, margin = territories(points, parenchyma)
+    deficit = severity(atlas, margin, points, occlusion, physiology)
+    return float((deficit > PENUMBRA_SEVERITY).sum() * np.prod(_COARSE.spacing) / 1000)
+
+
+def generate_patient(seed: int, index: int, config: PhantomConfig) -> PatientPhantom:
+    """Return phantom patient ``index`` of cohort ``seed``: every configured modality and its labels."""
+    rng, noise = _streams(seed, index)
+    location, side = draw_site_and_side(rng, config)
+    site = int(rng.integers(config.sites))
+    pose = Pose.draw(rng)
+    tissues = Tissues.draw(rng)
+    physiology = Physiology.draw(rng)
+    tree = vessel_tree(rng)
+    occlusion = draw_occlusion(rng, tree, location, side)
+    mtici = draw_mtici(rng, occlusion)
+    clinical = draw_clinical(rng, _hypoperfused_ml(pose, physiology, occlusion))
+    pieces = vessel_pieces(tree, occlusion)
+    wanted = set(config.modalities)
+    noise_scale = SITE_NOISE[site % len(SITE_NOISE)]
+    curves = TissueCurves(physiology, config.frames * config.frame_interval)
+    images: dict[Modality, tuple[np.ndarray, np.ndarray, float | None]] = {}
+
+    def scene_on(grid: Grid) -> Scene:
+        return build_scene(
+            grid, pose, tissues, physiology, occlusion, pieces, config.min_vessel_radius_voxels
+        )
+
+    if wanted & ANGIO:
+        scene, affine = scene_on(config.angio), grid_affine(config.angio)
+        peak = physiology.aif_peak_time
+        acquired = {
+            Modality.CTA: peak + 1.0,
+            **{
+                m: peak + d
+                for m, d in zip(
+                    (Modality.MCTA1, Modality.MCTA2, Modality.MCTA3), MCTA_PHASE_DELAYS, strict=True
+                )
+            },
+        }
+        for modality, time in acquired.items():
+            if modality in wanted:
+                image = angiography(
+                    scene,
+                    tissues,
+                    physiology,
+                    occlusion,
+                    curves,
+                    time,
+                    NOISE_HU[Modality.CTA] * noise_scale,
+                    noise[modality],
+                )
+                images[modality] = (image, affine, None)
+        if Modality.SPIRAL in wanted:
+            images[Modality.SPIRAL] = (
+                spiral(scene, config.angio.spacing, noise[Modality.SPIRAL]),
+                affine,
+                None,
+            )
+        images[Modality.ATLAS] = (scene.atlas, affine, None)
+        images[Modality.CLOT] = (scene.clot, affine, None)
+    if wanted & PERFUSION:
+        scene, affine = scene_on(config.perfusion), grid_affine(config.perfusion)
+        for modality, values in (
+            (Modality.CBF, scene.cbf),
+            (Modality.CBV, scene.cbv),
+            (Modality.MTT, scene.mtt),
+            (Modality.TMAX, scene.tmax),
+        ):
+            images[modality] = (values, affine, None)
+        images[Modality.CORE] = (
+            ((scene.deficit > CORE_SEVERITY) & scene.parenchyma).astype(np.uint8),
+            affine,
+            None,
+        )
+        if Modality.CTP in wanted:
+            times = np.arange(config.frames) * config.frame_interval
+            series = ctp_series(
+                scene,
+                tissues,
+                physiology,
+                occlusion,
+                curves,
+                times,
+                NOISE_HU[Modality.CTP] * noise_scale,
+                noise[Modality.CTP],
+            )
+            images[Modality.CTP] = (series, affine, config.frame_interval)
+    if wanted & NCCT_GROUP:
+        scene, affine = scene_on(config.ncct), grid_affine(config.ncct)
+        images[Modality.NCCT] = (
+            ncct(scene, tissues, NOISE_HU[Modality.NCCT] * noise_scale, noise[Modality.NCCT]),
+            affine,
+            None,
+        )
+        images[Modality.BRAIN_MASK] = (scene.brain.astype(np.uint8), affine, None)
+    images = {modality: images[modality] for modality in Modality if modality in wanted}
+    manifest = PatientManifest(
+        patient_id=patient_id(index),
+        site=f"site{site}",
+        images={modality: f"{modality.value.lower()}.nii.gz" for modality in images},
+        labels=Labels(occlusion_location=location, occlusion_side=side, mtici=mtici),
+        clinical=clinical,
+        provenance=Provenance(
+            source="strokebench phantom",
+            original_ids={"seed": str(seed), "index": str(index)},
+            tool_version=__version__,
+        ),
+    )
+    return PatientPhantom(manifest, images, pose, tree, occlusion)
+
+
+def write_patient(root: Path, phantom: PatientPhantom) -> Path:
+    """Write a phantom's images and manifest into ``root/<patient_id>/`` (each file atomically)."""
+    folder = root / phantom.manifest.patient_id
+    folder.mkdir(parents=True, exist_ok=True)
+    for modality, (data, affine, time_step) in phantom.images.items():
+        write_nifti(folder / phantom.manifest.images[modality], data, affine, time_step)
+    atomic_write_text(folder / PATIENT_MANIFEST, phantom.manifest.model_dump_json(indent=2) + "\n")
+    return folder
+
+
+@dataclass(frozen=True)
+class _Job:
+    root: Path
+    seed: int
+    index: int
+    config: PhantomConfig
+
+
+def _generate_and_write(job: _Job) -> str:
+    write_patient(job.root, generate_patient(job.seed, job.index, job.config))
+    return patient_id(job.index)
+
+
+def dataset_card(seed: int, n_patients: int, config: PhantomConfig) -> DatasetCard:
+    """Return the dataset card of a phantom cohort."""
+    mix = ", ".join(f"{site} {weight:g}" for site, weight in config.occlusion_mix.items())
+    return DatasetCard(
+        name="strokebench-phantoms",
+        version=__version__,
+        description=(
+            f"{n_patients} synthetic stroke phantoms, preset {config.preset}, seed {seed}, occlusion mix "
+            f"{mix}; generated by strokebench (docs/phantoms.md). No patient data."
+        ),
+        license="CC0-1.0",
+        modalities=[modality for modality in Modality if modality in config.modalities],
+        atlas_regions=list(DEFAULT_ATLAS_REGIONS),
+    )
+
+
+def generate_dataset(
+    out: str | Path,
+    n_patients: int,
+    config: PhantomConfig,
+    *,
+    seed: int = 0,
+    jobs: int | None = None,
+    executor: Executor | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Path:
+    """Write a canonical dataset of ``n_patients`` phantoms into ``out`` (new or empty) and return it."""
+    root = Path(out)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise PhantomOutputError(f"{root} exists and is not an empty folder; choose a new output folder")
+    if n_patients < 1:
+        raise PhantomOutputError(f"asked for {n_patients} patients; give at least 1")
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(
+        root / DATASET_CARD, dataset_card(seed, n_patients, config).model_dump_json(indent=2) + "\n"
+    )
+    jobs_list = [_Job(root, seed, index, config) for index in range(n_patients)]
+    with executor_for(jobs, executor) as runner:
+        for done, _ in enumerate(runner.map_unordered(_generate_and_write, jobs_list), start=1):
+            if progress is not None:
+                progress("phantoms", done, n_patients)
+    return root
