@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from nibabel.orientations import io_orientation
 
-from strokedata.manifest import N_REGIONS
+from strokedata.manifest import N_REGIONS, OcclusionSide
 
 
 def regions_from_clot(clot: np.ndarray, atlas: np.ndarray) -> np.ndarray:
@@ -21,3 +22,24 @@ def regions_from_clot(clot: np.ndarray, atlas: np.ndarray) -> np.ndarray:
     values = np.asarray(atlas[clot > 0])
     values = values[(values >= 0) & (values < N_REGIONS)].astype(np.intp)
     return (np.bincount(values, minlength=N_REGIONS) > 0).astype(np.uint8)
+
+
+def occluded_side_from_tmax(tmax: np.ndarray, affine: np.ndarray) -> OcclusionSide:
+    """Return the occluded hemisphere by the rule of 000_194d37a6ad1291e8.txt: 'L' or 'R'.
+
+    The volume is split at the middle of its left-right axis (found from ``affine``); on each side the
+    sum of Tmax is divided by the number of non-zero voxels, and the larger value marks the occluded
+    side. Ties go to 'L'.
+    """
+    axis, direction = (int(v) for v in io_orientation(affine)[0])  # voxel axis of world x, and its sign
+    size = tmax.shape[axis]
+    lower = np.take(tmax, np.arange(size // 2), axis=axis)
+    upper = np.take(tmax, np.arange(size - size // 2, size), axis=axis)
+
+    def mean_nonzero(values: np.ndarray) -> float:
+        count = int(np.count_nonzero(values))
+        return float(values.sum()) / count if count else 0.0
+
+    # direction +1: voxel index grows towards the patient's right (RAS +x), so the lower half is left
+    left, right = (lower, upper) if direction > 0 else (upper, lower)
+    return "R" if mean_nonzero(right) > mean_nonzero(left) else "L"

@@ -18,7 +18,8 @@ from strokedata.phantoms.vessels import Occlusion
 CORE_SEVERITY = 0.8
 """Severity above which tissue is infarct core: relative CBF = 1 - 0.9 * 0.8 = 28% < 30%."""
 PENUMBRA_SEVERITY = 0.34
-"""Severity above which Tmax = 0.6 + 16 * s exceeds 6 s: hypoperfused (penumbra or core)."""
+"""Severity above which Tmax = delay + 16 s exceeds 6 s for a typical healthy delay of 0.6 s (the exact
+threshold is (6 - delay) / 16, 0.31 to 0.36 over the drawn delays): hypoperfused, penumbra or core."""
 KAPPA = 0.705
 """(1 - Hct_large) / (rho * (1 - Hct_small)) with Hct 0.45 / 0.25 and rho 1.04 g/ml."""
 ACA, MCA_DEEP, MCA_SUPERIOR, MCA_INFERIOR = 1, 2, 3, 4
