@@ -38,8 +38,8 @@ DISPLAY: dict[Modality, tuple[str, float, float, str]] = {
 OVERLAYS = {Modality.CLOT: "red", Modality.CORE: "yellow", Modality.BRAIN_MASK: "cyan"}
 
 
-class PatientNotFoundError(StrokedataError):
-    """The patient folder or its manifest is missing or invalid."""
+class PatientShowError(StrokedataError):
+    """The patient cannot be shown: its manifest or an image is missing or unreadable."""
 
 
 def _load_canonical(path: Path) -> np.ndarray:
@@ -48,7 +48,7 @@ def _load_canonical(path: Path) -> np.ndarray:
         image = nib.as_closest_canonical(nib.load(path))
         return np.asarray(image.dataobj, dtype=np.float32)
     except Exception as error:  # nibabel raises many types for unreadable files
-        raise PatientNotFoundError(f"{path} cannot be read ({error}); run `strokedata validate`") from None
+        raise PatientShowError(f"{path} cannot be read ({error}); run `strokedata validate`") from None
 
 
 def _slices(volume: np.ndarray, clot: np.ndarray | None, count: int) -> list[int]:
@@ -78,7 +78,7 @@ def render_patient(root: str | Path, patient_id: str, out: str | Path, slices: i
             parse_json((folder / PATIENT_MANIFEST).read_text()), strict=False
         )
     except (OSError, StrokedataError, ValueError) as error:
-        raise PatientNotFoundError(
+        raise PatientShowError(
             f"{folder / PATIENT_MANIFEST} is missing or invalid ({error}); check the patient id, run "
             "`strokedata validate`"
         ) from None
@@ -87,7 +87,7 @@ def render_patient(root: str | Path, patient_id: str, out: str | Path, slices: i
         volumes[Modality.CTP] = volumes[Modality.CTP].max(axis=3)
     rows = [modality for modality in DISPLAY if modality in volumes]
     if not rows:
-        raise PatientNotFoundError(f"{patient_id} has no image to show")
+        raise PatientShowError(f"{patient_id} has no image to show")
     clot = volumes.get(Modality.CLOT)
     figure, axes = plt.subplots(
         len(rows), slices, figsize=(2.2 * slices + 1, 2.3 * len(rows)), squeeze=False, layout="constrained"

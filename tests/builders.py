@@ -1,12 +1,11 @@
-"""Tiny, valid canonical datasets for the tests: every modality, coherent geometry, values and labels.
+"""Tiny, valid canonical datasets for the corruption tests: every modality, hand-placed labels.
 
-Run as a script to build one for a demo: ``python tests/builders.py OUT_DIR [N_PATIENTS]``.
+Smaller (16x16x8) and more predictable than the phantoms, so that each test can corrupt a known voxel.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -146,13 +145,3 @@ def edit_json(path: Path, changes: dict[str, object]) -> None:
             target = target[key]
         target[last] = value
     path.write_text(json.dumps(content, indent=2))
-
-
-if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3):
-        sys.exit("usage: python tests/builders.py OUT_DIR [N_PATIENTS]")
-    out = Path(sys.argv[1])
-    if out.exists():
-        print(f"{out} exists already; it is left as it is (delete it to build it again)")
-    else:
-        print(f"built {build_dataset(out, int(sys.argv[2]) if len(sys.argv) == 3 else 8)}")

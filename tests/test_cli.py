@@ -103,3 +103,67 @@ def test_every_code_is_documented_with_an_example() -> None:
         assert heading in text, f"docs/validation.md lacks '{heading}'"
         section = text.split(heading, 1)[1].split("\n### ", 1)[0]
         assert f"Fix: {entry.fix}." in section and f" {code} " in section.split("```")[1]
+
+
+def test_phantom_command_writes_a_valid_dataset_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "cohort"
+    result = runner.invoke(
+        app,
+        [
+            "phantom",
+            "--out",
+            str(out),
+            "-n",
+            "3",
+            "--seed",
+            "4",
+            "-j",
+            "1",
+            "--occlusion-mix",
+            "M1=1",
+            "--modalities",
+            "TMAX,CBF",
+            "--modalities",
+            "CLOT",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "p00000", "p00001", "p00002"]
+    assert sorted(p.name for p in (out / "p00001").iterdir()) == [
+        "cbf.nii.gz",
+        "clot.nii.gz",
+        "patient.json",
+        "tmax.nii.gz",
+    ]
+    assert json.loads((out / "p00002" / "patient.json").read_text())["labels"]["occlusion_location"] == "M1"
+    assert runner.invoke(app, ["validate", str(out), "-j", "1"]).exit_code == 0
+    again = runner.invoke(app, ["phantom", "--out", str(out), "-n", "1"])
+    assert again.exit_code == 2 and "not an empty folder" in again.output
+
+
+def test_phantom_command_rejects_bad_options(tmp_path: Path) -> None:
+    for options in (
+        ["--occlusion-mix", "M3=1"],
+        ["--occlusion-mix", "M1=x"],
+        ["--occlusion-mix", "M1=0"],
+        ["--modalities", "PET"],
+        ["--preset", "huge"],
+        ["-n", "0"],
+    ):
+        result = runner.invoke(app, ["phantom", "--out", str(tmp_path / "x"), "-n", "1", *options])
+        assert result.exit_code == 2, (options, result.output)
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_show_writes_a_png_and_names_missing_patients(tmp_path: Path, pristine_dataset: Path) -> None:
+    out = tmp_path / "look.png"
+    result = runner.invoke(app, ["show", str(pristine_dataset), "p001", "--out", str(out), "--slices", "2"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    missing = runner.invoke(app, ["show", str(pristine_dataset), "p999", "--out", str(out)])
+    assert missing.exit_code == 2 and "p999" in missing.output
+    inside = runner.invoke(
+        app, ["show", str(pristine_dataset), "p001", "--out", str(pristine_dataset / "x.png")]
+    )
+    assert inside.exit_code == 2 and not (pristine_dataset / "x.png").exists()
