@@ -43,6 +43,16 @@ TERRITORY_SEEDS: dict[int, tuple[tuple[float, float, float], ...]] = {
 """Voronoi seeds (mm, right hemisphere; the left mirrors x) of the 7 territories per hemisphere."""
 
 
+def linear(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Return ``points @ matrix`` for (..., 3) points, as three multiply-adds.
+
+    Written out so that it never starts BLAS threads: in a pool of worker processes on a small machine
+    those oversubscribe the cores (two jobs ran no faster than one).
+    """
+    m = matrix.astype(points.dtype, copy=False)
+    return np.asarray(points[..., 0:1] * m[0] + points[..., 1:2] * m[1] + points[..., 2:3] * m[2])
+
+
 @dataclass(frozen=True)
 class Pose:
     """Where a patient's head lies in the scanner: isotropic scale, rotation, then shift (mm)."""
@@ -66,11 +76,11 @@ class Pose:
 
     def to_world(self, head: np.ndarray) -> np.ndarray:
         """Return scanner coordinates of head coordinates (..., 3)."""
-        return np.asarray((head * self.scale) @ self.rotation.T + self.shift)
+        return linear(head * self.scale, self.rotation.T) + self.shift
 
     def to_head(self, world: np.ndarray) -> np.ndarray:
         """Return head coordinates of scanner coordinates (..., 3)."""
-        return np.asarray(((world - self.shift) @ self.rotation) / self.scale)
+        return linear(world - self.shift, self.rotation) / self.scale
 
 
 def grid_affine(grid: Grid) -> np.ndarray:
@@ -184,7 +194,7 @@ def territories(points: np.ndarray, parenchyma: np.ndarray) -> tuple[np.ndarray,
     mirrored[:, 0] = np.abs(mirrored[:, 0])
     squared = (
         (mirrored * mirrored).sum(axis=1, keepdims=True)
-        - 2 * mirrored @ _SEEDS.T
+        - 2 * linear(mirrored, _SEEDS.T)
         + (_SEEDS * _SEEDS).sum(axis=1)
     )
     distance = np.sqrt(np.maximum(squared, 0))
@@ -215,5 +225,5 @@ class SmoothField:
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Return the field's float32 values at head coordinates ``points`` (..., 3)."""
-        waves = np.sin(points @ self.wave_vectors.T.astype(np.float32) + self.phases.astype(np.float32))
+        waves = np.sin(linear(points, self.wave_vectors.T) + self.phases.astype(points.dtype))
         return np.asarray(waves.sum(axis=-1) * np.sqrt(2 / len(self.phases)), dtype=np.float32)

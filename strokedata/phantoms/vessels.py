@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from strokedata.manifest import OcclusionLocation, OcclusionSide
-from strokedata.phantoms.anatomy import Pose
+from strokedata.phantoms.anatomy import Pose, linear
 from strokedata.phantoms.config import Grid
 
 UPSTREAM, DOWNSTREAM, CLOT = 1, 2, 3
@@ -176,7 +176,8 @@ def rasterize(
             axes = [origin[d] + spacing[d] * np.arange(low[d], high[d]) for d in range(3)]
             centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
             direction = b - a
-            t = np.clip(((centres - a) @ direction) / max(float(direction @ direction), 1e-9), 0, 1)
+            along = linear(centres - a, direction[:, None])[..., 0]
+            t = np.clip(along / max(float(direction @ direction), 1e-9), 0, 1)
             distance = np.linalg.norm(centres - (a + t[..., None] * direction), axis=-1)
             covered = distance <= radius[k] + t * (radius[k + 1] - radius[k])
             box = labels[low[0] : high[0], low[1] : high[1], low[2] : high[2]]
