@@ -76,7 +76,7 @@ class Pose:
 
     def to_world(self, head: np.ndarray) -> np.ndarray:
         """Return scanner coordinates of head coordinates (..., 3)."""
-        return linear(head * self.scale, self.rotation.T) + self.shift
+        return np.asarray(linear(head * self.scale, self.rotation.T) + self.shift)
 
     def to_head(self, world: np.ndarray) -> np.ndarray:
         """Return head coordinates of scanner coordinates (..., 3)."""
