@@ -1,6 +1,6 @@
 """`strokedata validate` on thousands of small patients: time per patient and peak memory of the parent.
 
-Generates (once, cached in benchmarks/data/) N patients with CBF, CBV, TMAX, CORE maps of 64x64x16
+Generates (once, cached in benchmarks/data/) N tiny phantoms with CBF, CBV, TMAX and CORE of 64x64x16
 (.nii.gz), then validates with --jobs 1 and --jobs 2 and prints seconds, patients/s and the parent's
 peak resident memory.
 
@@ -14,40 +14,20 @@ import resource
 import time
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
-
 from strokedata import validate
-from strokedata.manifest import DatasetCard, Modality, PatientManifest
+from strokedata.manifest import Modality
+from strokedata.phantoms import generate_dataset, preset
 
-SHAPE = (64, 64, 16)
-MAPS = {Modality.CBF: 50.0, Modality.CBV: 4.0, Modality.TMAX: 2.0}
+MODALITIES = [Modality.CBF, Modality.CBV, Modality.TMAX, Modality.CORE]
 
 
 def build(root: Path, patients: int) -> Path:
-    """Return the dataset at ``root``, writing it first if it is not complete."""
+    """Return the dataset at ``root``: tiny phantoms, written first if not complete."""
     if (root / "dataset.json").is_file() and len(list(root.glob("*/patient.json"))) == patients:
         return root
     if root.exists():
         raise SystemExit(f"{root} exists but is not a complete {patients}-patient dataset; remove it")
-    rng = np.random.default_rng(0)
-    affine = np.diag([3.0, 3.0, 5.0, 1.0])
-    for index in range(patients):
-        folder = root / f"s{index:05d}"
-        folder.mkdir(parents=True)
-        images = {}
-        for modality, mean in MAPS.items():
-            values = rng.gamma(4.0, mean / 4.0, SHAPE).astype(np.float32)
-            nib.save(nib.Nifti1Image(values, affine), folder / f"{modality.value.lower()}.nii.gz")
-            images[modality] = f"{modality.value.lower()}.nii.gz"
-        core = (rng.uniform(size=SHAPE) > 0.95).astype(np.uint8)
-        nib.save(nib.Nifti1Image(core, affine), folder / "core.nii.gz")
-        images[Modality.CORE] = "core.nii.gz"
-        manifest = PatientManifest(patient_id=folder.name, images=images)
-        (folder / "patient.json").write_text(manifest.model_dump_json())
-    card = DatasetCard(name="scale", version="1", license="CC0-1.0", modalities=[*MAPS, Modality.CORE])
-    (root / "dataset.json").write_text(card.model_dump_json())
-    return root
+    return generate_dataset(root, patients, preset("tiny", modalities=MODALITIES), seed=0)
 
 
 def main() -> None:
@@ -57,7 +37,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).parent / "data" / "scale")
     arguments = parser.parse_args()
     root = build(arguments.data, arguments.patients)
-    print(f"{arguments.patients} patients x 4 images of {SHAPE}")
+    print(f"{arguments.patients} patients x {len(MODALITIES)} images of {preset('tiny').perfusion.shape}")
     print(f"{'what':<18} {'seconds':>8} {'patients/s':>11} {'findings':>9}")
     for jobs in (1, 2):
         start = time.perf_counter()

@@ -37,6 +37,11 @@ class SerialExecutor:
         """Release nothing: there are no workers."""
 
 
+def _run_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
+    """Return ``fn`` applied to every item of a chunk (runs in a worker)."""
+    return [fn(item) for item in chunk]
+
+
 class ProcessExecutor:
     """Runs items in one pool of ``jobs`` local processes (spawned, so safe beside threads).
 
@@ -50,16 +55,22 @@ class ProcessExecutor:
         self._pool: ProcessPoolExecutor | None = None
 
     def map_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-        """Yield ``fn(item)`` for every item as the workers finish them."""
+        """Yield ``fn(item)`` for every item as the workers finish them.
+
+        Items travel in chunks (at least 4 per worker, at most 32 items each): per-item hand-offs cost
+        the parent process time that, on a small machine, it takes from the workers.
+        """
         if not items:
             return
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context)
-        futures = [self._pool.submit(fn, item) for item in items]
+        size = max(1, min(32, len(items) // (4 * self.jobs)))
+        chunks = [list(items[start : start + size]) for start in range(0, len(items), size)]
+        futures = [self._pool.submit(_run_chunk, fn, chunk) for chunk in chunks]
         try:
             for future in as_completed(futures):
-                yield future.result()
+                yield from future.result()
         finally:
             for future in futures:
                 future.cancel()

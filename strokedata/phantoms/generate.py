@@ -69,7 +69,7 @@ class PatientPhantom:
     """One generated patient: its manifest, its images (data, affine, time step) and how it was made."""
 
     manifest: PatientManifest
-    images: dict[Modality, tuple[np.ndarray, np.ndarray, float | None]]
+    images: dict[Modality, tuple[np.ndarray, np.ndarray, float | None]]  # voxels, affine, time step
     pose: Pose
     vessels: dict[str, Vessel]
     occlusion: Occlusion
@@ -91,6 +91,117 @@ def _hypoperfused_ml(pose: Pose, physiology: Physiology, occlusion: Occlusion) -
     return float((deficit > PENUMBRA_SEVERITY).sum() * np.prod(_COARSE.spacing) / 1000)
 
 
+Images = dict[Modality, tuple[np.ndarray, np.ndarray, float | None]]
+"""Modality -> (voxels, affine, time step of a 4D series or None)."""
+
+
+@dataclass(frozen=True)
+class _Draws:
+    """Everything drawn for one patient that the images are made from."""
+
+    config: PhantomConfig
+    pose: Pose
+    tissues: Tissues
+    physiology: Physiology
+    occlusion: Occlusion
+    pieces: list[tuple[np.ndarray, np.ndarray, int]]
+    curves: TissueCurves
+    noise: dict[Modality, np.random.Generator]
+    noise_scale: float
+
+    def scene(self, grid: Grid) -> Scene:
+        """Return the patient's fields on ``grid``."""
+        return build_scene(
+            grid,
+            self.pose,
+            self.tissues,
+            self.physiology,
+            self.occlusion,
+            self.pieces,
+            self.config.min_vessel_radius_voxels,
+        )
+
+
+def _angio_images(draws: _Draws, wanted: set[Modality]) -> Images:
+    """Return CTA, MCTA1-3 (at their acquisition times), SPIRAL, ATLAS and CLOT."""
+    grid = draws.config.angio
+    scene, affine = draws.scene(grid), grid_affine(grid)
+    peak = draws.physiology.aif_peak_time
+    acquired = {Modality.CTA: peak + 1.0}
+    acquired.update(
+        {
+            modality: peak + delay
+            for modality, delay in zip(
+                (Modality.MCTA1, Modality.MCTA2, Modality.MCTA3), MCTA_PHASE_DELAYS, strict=True
+            )
+        }
+    )
+    images: Images = {}
+    for modality, time in acquired.items():
+        if modality in wanted:
+            image = angiography(
+                scene,
+                draws.tissues,
+                draws.physiology,
+                draws.occlusion,
+                draws.curves,
+                time,
+                NOISE_HU[Modality.CTA] * draws.noise_scale,
+                draws.noise[modality],
+            )
+            images[modality] = (image, affine, None)
+    if Modality.SPIRAL in wanted:
+        images[Modality.SPIRAL] = (spiral(scene, grid.spacing, draws.noise[Modality.SPIRAL]), affine, None)
+    images[Modality.ATLAS] = (scene.atlas, affine, None)
+    images[Modality.CLOT] = (scene.clot, affine, None)
+    return images
+
+
+def _perfusion_images(draws: _Draws, wanted: set[Modality]) -> Images:
+    """Return the ground-truth maps, CORE and (if wanted) the CTP source series."""
+    grid = draws.config.perfusion
+    scene, affine = draws.scene(grid), grid_affine(grid)
+    core = ((scene.deficit > CORE_SEVERITY) & scene.parenchyma).astype(np.uint8)
+    images: Images = {
+        Modality.CBF: (scene.cbf, affine, None),
+        Modality.CBV: (scene.cbv, affine, None),
+        Modality.MTT: (scene.mtt, affine, None),
+        Modality.TMAX: (scene.tmax, affine, None),
+        Modality.CORE: (core, affine, None),
+    }
+    if Modality.CTP in wanted:
+        interval = draws.config.frame_interval
+        times = np.arange(draws.config.frames) * interval
+        series = ctp_series(
+            scene,
+            draws.tissues,
+            draws.physiology,
+            draws.occlusion,
+            draws.curves,
+            times,
+            NOISE_HU[Modality.CTP] * draws.noise_scale,
+            draws.noise[Modality.CTP],
+        )
+        images[Modality.CTP] = (series, affine, interval)
+    return images
+
+
+def _ncct_images(draws: _Draws, wanted: set[Modality]) -> Images:
+    """Return NCCT and BRAIN_MASK."""
+    grid = draws.config.ncct
+    scene, affine = draws.scene(grid), grid_affine(grid)
+    image = ncct(
+        scene, draws.tissues, NOISE_HU[Modality.NCCT] * draws.noise_scale, draws.noise[Modality.NCCT]
+    )
+    return {
+        Modality.NCCT: (image, affine, None),
+        Modality.BRAIN_MASK: (scene.brain.astype(np.uint8), affine, None),
+    }
+
+
+_GROUPS = ((ANGIO, _angio_images), (PERFUSION, _perfusion_images), (NCCT_GROUP, _ncct_images))
+
+
 def generate_patient(seed: int, index: int, config: PhantomConfig) -> PatientPhantom:
     """Return phantom patient ``index`` of cohort ``seed``: every configured modality and its labels."""
     rng, noise = _streams(seed, index)
@@ -103,85 +214,22 @@ def generate_patient(seed: int, index: int, config: PhantomConfig) -> PatientPha
     occlusion = draw_occlusion(rng, tree, location, side)
     mtici = draw_mtici(rng, occlusion)
     clinical = draw_clinical(rng, _hypoperfused_ml(pose, physiology, occlusion))
-    pieces = vessel_pieces(tree, occlusion)
+    draws = _Draws(
+        config,
+        pose,
+        tissues,
+        physiology,
+        occlusion,
+        vessel_pieces(tree, occlusion),
+        TissueCurves(physiology, config.frames * config.frame_interval),
+        noise,
+        SITE_NOISE[site % len(SITE_NOISE)],
+    )
     wanted = set(config.modalities)
-    noise_scale = SITE_NOISE[site % len(SITE_NOISE)]
-    curves = TissueCurves(physiology, config.frames * config.frame_interval)
-    images: dict[Modality, tuple[np.ndarray, np.ndarray, float | None]] = {}
-
-    def scene_on(grid: Grid) -> Scene:
-        return build_scene(
-            grid, pose, tissues, physiology, occlusion, pieces, config.min_vessel_radius_voxels
-        )
-
-    if wanted & ANGIO:
-        scene, affine = scene_on(config.angio), grid_affine(config.angio)
-        peak = physiology.aif_peak_time
-        acquired = {
-            Modality.CTA: peak + 1.0,
-            **{
-                m: peak + d
-                for m, d in zip(
-                    (Modality.MCTA1, Modality.MCTA2, Modality.MCTA3), MCTA_PHASE_DELAYS, strict=True
-                )
-            },
-        }
-        for modality, time in acquired.items():
-            if modality in wanted:
-                image = angiography(
-                    scene,
-                    tissues,
-                    physiology,
-                    occlusion,
-                    curves,
-                    time,
-                    NOISE_HU[Modality.CTA] * noise_scale,
-                    noise[modality],
-                )
-                images[modality] = (image, affine, None)
-        if Modality.SPIRAL in wanted:
-            images[Modality.SPIRAL] = (
-                spiral(scene, config.angio.spacing, noise[Modality.SPIRAL]),
-                affine,
-                None,
-            )
-        images[Modality.ATLAS] = (scene.atlas, affine, None)
-        images[Modality.CLOT] = (scene.clot, affine, None)
-    if wanted & PERFUSION:
-        scene, affine = scene_on(config.perfusion), grid_affine(config.perfusion)
-        for modality, values in (
-            (Modality.CBF, scene.cbf),
-            (Modality.CBV, scene.cbv),
-            (Modality.MTT, scene.mtt),
-            (Modality.TMAX, scene.tmax),
-        ):
-            images[modality] = (values, affine, None)
-        images[Modality.CORE] = (
-            ((scene.deficit > CORE_SEVERITY) & scene.parenchyma).astype(np.uint8),
-            affine,
-            None,
-        )
-        if Modality.CTP in wanted:
-            times = np.arange(config.frames) * config.frame_interval
-            series = ctp_series(
-                scene,
-                tissues,
-                physiology,
-                occlusion,
-                curves,
-                times,
-                NOISE_HU[Modality.CTP] * noise_scale,
-                noise[Modality.CTP],
-            )
-            images[Modality.CTP] = (series, affine, config.frame_interval)
-    if wanted & NCCT_GROUP:
-        scene, affine = scene_on(config.ncct), grid_affine(config.ncct)
-        images[Modality.NCCT] = (
-            ncct(scene, tissues, NOISE_HU[Modality.NCCT] * noise_scale, noise[Modality.NCCT]),
-            affine,
-            None,
-        )
-        images[Modality.BRAIN_MASK] = (scene.brain.astype(np.uint8), affine, None)
+    images: Images = {}
+    for group, make in _GROUPS:
+        if wanted & group:
+            images.update(make(draws, wanted))
     images = {modality: images[modality] for modality in Modality if modality in wanted}
     manifest = PatientManifest(
         patient_id=patient_id(index),
