@@ -7,6 +7,7 @@ docs/performance.md) and the voxels are a zero-copy view of the decompressed byt
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -256,10 +257,14 @@ def nifti_bytes(data: np.ndarray, affine: np.ndarray, time_step: float | None = 
 
 
 def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray, time_step: float | None = None) -> None:
-    """Write ``data`` atomically as .nii (or .nii.gz: ISA-L level 1, no timestamp, so byte-reproducible)."""
+    """Write ``data`` atomically as .nii, or .nii.gz compressed by zlib at level 1 without a timestamp.
+
+    zlib, not ISA-L: ISA-L's deflate reads uninitialised memory (intel/isa-l#295) and compressed the
+    same image differently in different processes; zlib's output depends on the input alone.
+    """
     payload = nifti_bytes(data, affine, time_step)
     if path.name.endswith(".gz"):
-        payload = igzip.compress(payload, compresslevel=1, mtime=0)
+        payload = gzip.compress(payload, compresslevel=1, mtime=0)
     atomic_write_bytes(path, payload)
 
 
