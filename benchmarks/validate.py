@@ -21,21 +21,18 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from phantom_data import cached_dataset
 
 from strokedata import validate
 from strokedata.manifest import Modality
-from strokedata.phantoms import generate_dataset, preset
+from strokedata.phantoms import preset
 
 MODALITIES = [Modality.CTA, Modality.CBF, Modality.CBV, Modality.MTT, Modality.TMAX]
 
 
 def build(root: Path, patients: int) -> Path:
-    """Return the benchmark dataset at ``root``: realistic phantoms, written first if not complete."""
-    if (root / "dataset.json").is_file() and len(list(root.glob("*/patient.json"))) == patients:
-        return root
-    if root.exists():
-        raise SystemExit(f"{root} exists but is not a complete {patients}-patient dataset; remove it")
-    return generate_dataset(root, patients, preset("realistic", modalities=MODALITIES), seed=0)
+    """Return the benchmark dataset at ``root``: realistic phantoms, generated once."""
+    return cached_dataset(root, patients, preset("realistic", modalities=MODALITIES))
 
 
 def _read_with_nibabel(root: Path) -> None:

@@ -14,20 +14,18 @@ import resource
 import time
 from pathlib import Path
 
+from phantom_data import cached_dataset
+
 from strokedata import validate
 from strokedata.manifest import Modality
-from strokedata.phantoms import generate_dataset, preset
+from strokedata.phantoms import preset
 
 MODALITIES = [Modality.CBF, Modality.CBV, Modality.TMAX, Modality.CORE]
 
 
 def build(root: Path, patients: int) -> Path:
-    """Return the dataset at ``root``: tiny phantoms, written first if not complete."""
-    if (root / "dataset.json").is_file() and len(list(root.glob("*/patient.json"))) == patients:
-        return root
-    if root.exists():
-        raise SystemExit(f"{root} exists but is not a complete {patients}-patient dataset; remove it")
-    return generate_dataset(root, patients, preset("tiny", modalities=MODALITIES), seed=0)
+    """Return the benchmark dataset at ``root``: tiny phantoms, generated once."""
+    return cached_dataset(root, patients, preset("tiny", modalities=MODALITIES))
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import typer
 
 from cli import render
 from cli.app import make_app
+from cli.errors import EXIT_USAGE, library_errors, option_errors
 from cli.options import parse_assignments, parse_names
 
 app = make_app(
@@ -16,7 +17,7 @@ app = make_app(
     "Validated stroke-imaging datasets: check a folder, generate phantoms, show a patient, export schemas.",
 )
 
-EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_VALID, EXIT_INVALID = 0, 1
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -51,9 +52,6 @@ def validate(
 
     Exit status: 0 valid, 1 invalid, 2 usage error. The dataset is only read, never written.
     """
-    from pydantic import ValidationError
-
-    from strokedata import StrokedataError
     from strokedata.io import atomic_write_text
     from strokedata.validation import ValidationConfig
     from strokedata.validation import validate as run_validation
@@ -62,7 +60,7 @@ def validate(
     if json_out is not None and _inside(json_out, dataset):
         render.error(f"--json {json_out} lies inside the dataset; write the report outside {dataset}")
         raise typer.Exit(EXIT_USAGE)
-    try:
+    with option_errors():
         bounds = {modality.value: value for modality, value in PERFUSION_MAXIMA.items()}
         bounds.update(parse_assignments(perfusion_max or [], sorted(bounds), "--perfusion-max"))
         config = ValidationConfig.model_validate(
@@ -75,19 +73,8 @@ def validate(
             },
             strict=False,
         )
-    except (ValidationError, typer.BadParameter) as problem:
-        message = problem.errors()[0]["msg"] if isinstance(problem, ValidationError) else str(problem)
-        render.error(f"invalid option: {message}")
-        raise typer.Exit(EXIT_USAGE) from None
-    try:
-        with render.progress_bar() as progress:
-            report = run_validation(dataset, config, jobs=jobs, progress=progress)
-    except StrokedataError as problem:
-        render.error(str(problem))
-        raise typer.Exit(EXIT_USAGE) from None
-    except KeyboardInterrupt:
-        render.error("interrupted; nothing was written")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    with library_errors(), render.progress_bar() as progress:
+        report = run_validation(dataset, config, jobs=jobs, progress=progress)
     render.render_report(report)
     if json_out is not None:
         atomic_write_text(json_out, report.model_dump_json(indent=2) + "\n")
@@ -130,13 +117,10 @@ def phantom(
     ] = None,
 ) -> None:
     """Generate a canonical dataset of synthetic stroke phantoms (docs/phantoms.md)."""
-    from pydantic import ValidationError
-
-    from strokedata import StrokedataError
     from strokedata.manifest import OCCLUSION_LOCATIONS, Modality
     from strokedata.phantoms import generate_dataset, preset
 
-    try:
+    with option_errors():
         overrides: dict[str, object] = {}
         if occlusion_mix is not None:
             overrides["occlusion_mix"] = parse_assignments(
@@ -147,19 +131,9 @@ def phantom(
         if preset_name not in ("tiny", "realistic"):
             raise typer.BadParameter(f"--preset '{preset_name}': choose tiny or realistic")
         config = preset(preset_name, **overrides)  # type: ignore[arg-type]
-    except (ValidationError, typer.BadParameter) as problem:
-        message = problem.errors()[0]["msg"] if isinstance(problem, ValidationError) else str(problem)
-        render.error(f"invalid option: {message}")
-        raise typer.Exit(EXIT_USAGE) from None
-    try:
-        with render.progress_bar() as progress:
-            root = generate_dataset(out, n, config, seed=seed, jobs=jobs, progress=progress)
-    except StrokedataError as problem:
-        render.error(str(problem))
-        raise typer.Exit(EXIT_USAGE) from None
-    except KeyboardInterrupt:
-        render.error(f"interrupted; {out} holds only part of the dataset: delete it")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    partial = f"interrupted; {out} holds only part of the dataset: delete it"
+    with library_errors(partial), render.progress_bar() as progress:
+        root = generate_dataset(out, n, config, seed=seed, jobs=jobs, progress=progress)
     render.console.print(
         f"wrote {n} phantom patients ({config.preset}, seed {seed}) to {root}", highlight=False
     )
@@ -175,18 +149,14 @@ def show(
     slices: Annotated[int, typer.Option(min=1, max=12, help="Axial slices per image.")] = 4,
 ) -> None:
     """Write a PNG montage of one patient: slices of each image, label outlines, labels in the title."""
-    from strokedata import StrokedataError
     from strokedata.show import render_patient
 
     target = out if out is not None else Path(f"{patient_id}.png")
     if _inside(target, dataset):
         render.error(f"--out {target} lies inside the dataset; write the picture outside {dataset}")
         raise typer.Exit(EXIT_USAGE)
-    try:
+    with library_errors():
         path = render_patient(dataset, patient_id, target, slices=slices)
-    except StrokedataError as problem:
-        render.error(str(problem))
-        raise typer.Exit(EXIT_USAGE) from None
     render.console.print(f"wrote {path}", highlight=False)
 
 

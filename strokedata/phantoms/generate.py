@@ -19,6 +19,7 @@ from strokedata.errors import StrokedataError
 from strokedata.executor import Executor, executor_for
 from strokedata.io import atomic_write_text, write_nifti
 from strokedata.manifest import (
+    CO_REGISTERED_GROUPS,
     DATASET_CARD,
     DEFAULT_ATLAS_REGIONS,
     PATIENT_MANIFEST,
@@ -36,19 +37,7 @@ from strokedata.phantoms.perfusion import CORE_SEVERITY, PENUMBRA_SEVERITY, Phys
 from strokedata.phantoms.scene import Scene, Tissues, build_scene
 from strokedata.phantoms.vessels import Occlusion, Vessel, draw_occlusion, vessel_pieces, vessel_tree
 
-ANGIO = frozenset(
-    {
-        Modality.CTA,
-        Modality.MCTA1,
-        Modality.MCTA2,
-        Modality.MCTA3,
-        Modality.SPIRAL,
-        Modality.ATLAS,
-        Modality.CLOT,
-    }
-)
-PERFUSION = frozenset({Modality.CBF, Modality.CBV, Modality.MTT, Modality.TMAX, Modality.CORE, Modality.CTP})
-NCCT_GROUP = frozenset({Modality.NCCT, Modality.BRAIN_MASK})
+PERFUSION, ANGIO, NCCT_GROUP = (frozenset(group) for group in CO_REGISTERED_GROUPS)
 SITE_NOISE = (1.0, 1.3, 0.8, 1.15, 0.9)
 """Noise multiplier of each acquiring site (site k uses entry k mod 5): a scanner effect."""
 NOISE_HU = {Modality.NCCT: 3.5, Modality.CTA: 8.0, Modality.CTP: 8.0}

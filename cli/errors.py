@@ -1,0 +1,40 @@
+"""Turning what the library raises into messages and exit codes: one place for every command."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from cli import render
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+
+
+@contextmanager
+def option_errors() -> Iterator[None]:
+    """Exit with status 2 and a one-line message when options fail to parse or validate."""
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except (ValidationError, typer.BadParameter) as problem:
+        message = problem.errors()[0]["msg"] if isinstance(problem, ValidationError) else str(problem)
+        render.error(f"invalid option: {message}")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@contextmanager
+def library_errors(interrupted: str = "interrupted; nothing was written") -> Iterator[None]:
+    """Exit with status 2 on a user-fixable library error, 130 on Ctrl-C, each with a message."""
+    from strokedata import StrokedataError
+
+    try:
+        yield
+    except StrokedataError as problem:
+        render.error(str(problem))
+        raise typer.Exit(EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        render.error(interrupted)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
