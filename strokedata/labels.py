@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from nibabel.orientations import io_orientation
 
-from strokedata.manifest import N_REGIONS, OcclusionSide
+from strokedata.manifest import MTICI, MTICI_GRADES, N_REGIONS, OcclusionSide
 
 
 def regions_from_clot(clot: np.ndarray, atlas: np.ndarray) -> np.ndarray:
@@ -43,3 +43,14 @@ def occluded_side_from_tmax(tmax: np.ndarray, affine: np.ndarray) -> OcclusionSi
     # direction +1: voxel index grows towards the patient's right (RAS +x), so the lower half is left
     left, right = (lower, upper) if direction > 0 else (upper, lower)
     return "R" if mean_nonzero(right) > mean_nonzero(left) else "L"
+
+
+def favourable_recanalization(mtici: MTICI | None, threshold: MTICI = "2c") -> bool | None:
+    """Return whether an mTICI grade reaches ``threshold`` (001: favourable = mTICI >= 2c); None if unknown.
+
+    >>> favourable_recanalization("2b"), favourable_recanalization("3"), favourable_recanalization("2b", "2b")
+    (False, True, True)
+    """
+    if mtici is None:
+        return None
+    return MTICI_GRADES.index(mtici) >= MTICI_GRADES.index(threshold)

@@ -1,0 +1,28 @@
+"""Reproducible stratified, grouped and multi-label splits (``strokedata split``)."""
+
+from strokedata.splits.make import (
+    STRATIFY_KEYS,
+    SplitError,
+    dataset_hash,
+    extend_split,
+    make_split,
+    read_split,
+    split_csv,
+    write_split,
+)
+from strokedata.splits.model import Fold, SplitFile, SplitParameters, SplitReport
+
+__all__ = [
+    "STRATIFY_KEYS",
+    "Fold",
+    "SplitError",
+    "SplitFile",
+    "SplitParameters",
+    "SplitReport",
+    "dataset_hash",
+    "extend_split",
+    "make_split",
+    "read_split",
+    "split_csv",
+    "write_split",
+]
