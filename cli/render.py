@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from strokedata.splits import SplitFile, SplitReport
     from strokedata.validation import ValidationReport
     from strokedata.validation.runner import Progress as ProgressCallback
 
@@ -91,3 +92,31 @@ def render_report(report: ValidationReport) -> None:
         highlight=False,
         soft_wrap=True,
     )
+
+
+def render_split(split: SplitFile, report: SplitReport) -> None:
+    """Print partition sizes, per-class counts and proportions per partition, and the largest deviation."""
+    names = list(report.partition_sizes)
+    table = Table(
+        title=f"Split (seed {split.parameters.seed}, stratified by {' x '.join(split.parameters.stratify)})"
+    )
+    table.add_column("class")
+    table.add_column("total", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_row(
+        "all", str(sum(report.partition_sizes.values())), *(str(report.partition_sizes[n]) for n in names)
+    )
+    for balance in report.classes:
+        cells = []
+        for name in names:
+            count = balance.counts.get(name)
+            share = f" ({count / balance.total:.0%})" if count is not None and balance.total else ""
+            cells.append("-" if count is None else f"{count}{share}")
+        table.add_row(balance.label, str(balance.total), *cells)
+    console.print(table)
+    console.print(
+        f"largest deviation from the ideal count: {report.largest_deviation:g} patients", highlight=False
+    )
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)

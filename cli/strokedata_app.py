@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast, get_args
 
 import typer
 
@@ -47,6 +47,7 @@ def validate(
         list[str] | None,
         typer.Option(help="Upper plausible value of a perfusion map, as MODALITY=VALUE (repeatable)."),
     ] = None,
+    split: Annotated[Path | None, typer.Option("--split", help="Also check this split file.")] = None,
 ) -> None:
     """Check a dataset folder: manifests, files, geometry, values, labels and leakage.
 
@@ -74,7 +75,7 @@ def validate(
             strict=False,
         )
     with library_errors(), render.progress_bar() as progress:
-        report = run_validation(dataset, config, jobs=jobs, progress=progress)
+        report = run_validation(dataset, config, split=split, jobs=jobs, progress=progress)
     render.render_report(report)
     if json_out is not None:
         atomic_write_text(json_out, report.model_dump_json(indent=2) + "\n")
@@ -92,6 +93,78 @@ def schema(
 
     for path in export_schemas(out):
         typer.echo(str(path))
+
+
+@app.command(name="split")
+def split_command(
+    dataset: Annotated[Path, typer.Argument(help="Dataset root.")],
+    stratify: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Stratify key (repeatable; several combine): occlusion, side, mtici, "
+            "recanalization, regions, site."
+        ),
+    ] = None,
+    test_size: Annotated[
+        float, typer.Option(min=0, max=0.95, help="Held-out test fraction (0: none).")
+    ] = 0.15,
+    folds: Annotated[int | None, typer.Option(min=2, help="k-fold cross-validation over the rest.")] = None,
+    val_size: Annotated[
+        float | None, typer.Option(min=0.01, max=0.95, help="Hold-out validation fraction of the rest.")
+    ] = None,
+    group_by: Annotated[
+        str | None, typer.Option(help="'site' or a clinical field: a group never straddles partitions.")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed: the same seed gives the same split.")] = 0,
+    missing: Annotated[
+        str, typer.Option(help="Patients lacking a stratify label: error, exclude or own-stratum.")
+    ] = "error",
+    extend: Annotated[
+        Path | None, typer.Option(help="Existing split file: keep its assignments, place new patients only.")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Split file to write (JSON).")] = Path("splits.json"),
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Also write rows patient_id,partition,fold.")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes for derived labels.")
+    ] = None,
+) -> None:
+    """Split a dataset reproducibly: stratified, grouped or multi-label; see docs/splits.md."""
+    from strokedata.splits import extend_split, make_split, read_split, write_split
+    from strokedata.splits.model import Missing
+
+    for target in (out, csv_out):
+        if target is not None and _inside(target, dataset):
+            render.error(f"{target} lies inside the dataset; write the split outside {dataset}")
+            raise typer.Exit(EXIT_USAGE)
+    with option_errors():
+        if missing not in get_args(Missing):
+            raise typer.BadParameter(f"--missing '{missing}': choose error, exclude or own-stratum")
+        missing_rule = cast(Missing, missing)
+        if extend is None and not stratify:
+            raise typer.BadParameter("give at least one --stratify key (for example --stratify occlusion)")
+        if extend is None and folds is None and val_size is None:
+            folds = 5
+    with library_errors():
+        if extend is not None:
+            split, report = extend_split(dataset, read_split(extend), jobs=jobs)
+        else:
+            with option_errors():
+                split, report = make_split(
+                    dataset,
+                    stratify or [],
+                    test_size=test_size,
+                    folds=folds,
+                    val_size=val_size,
+                    group_by=group_by,
+                    seed=seed,
+                    missing=missing_rule,
+                    jobs=jobs,
+                )
+        write_split(split, out, csv_out)
+    render.render_split(split, report)
+    render.console.print(f"wrote {out}" + (f" and {csv_out}" if csv_out else ""), highlight=False)
 
 
 @app.command()

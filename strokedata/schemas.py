@@ -9,12 +9,14 @@ from pydantic import BaseModel
 
 from strokedata.io import atomic_write_text
 from strokedata.manifest import DatasetCard, PatientManifest
+from strokedata.splits.model import SplitFile
 from strokedata.validation.report import ValidationReport
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "dataset.schema.json": DatasetCard,
     "patient.schema.json": PatientManifest,
     "validation-report.schema.json": ValidationReport,
+    "split.schema.json": SplitFile,
 }
 """Schema file name -> the pydantic model it is exported from."""
 

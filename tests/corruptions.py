@@ -127,6 +127,35 @@ def _drop_card_modality(root: Path) -> None:
     (root / "dataset.json").write_text(json.dumps(card))
 
 
+def _split(root: Path) -> Path:
+    """Write a valid split of the test dataset next to it and return its path (validate picks it up)."""
+    from strokedata.splits import make_split, write_split
+
+    split, _ = make_split(root, ["mtici"], test_size=0.25, folds=3, seed=0, jobs=1)
+    path = root.parent / "split.json"
+    write_split(split, path)
+    return path
+
+
+def _edit_split(root: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Write a split, change its JSON, and re-sign its membership hash (as a hand edit would)."""
+    from strokedata.splits.model import membership_hash
+
+    path = _split(root)
+    content = json.loads(path.read_text())
+    change(content)
+    partitions = {"test": content["test"], "excluded": content["excluded"]}
+    partitions.update({f"fold{i}": fold["val"] for i, fold in enumerate(content["folds"])})
+    content["membership_hash"] = membership_hash(partitions)
+    path.write_text(json.dumps(content))
+
+
+def _drop_everywhere(content: dict[str, Any]) -> None:
+    victim = content["folds"][0]["val"].pop()
+    for fold in content["folds"][1:]:
+        fold["train"].remove(victim)
+
+
 CORRUPTIONS: dict[str, Callable[[Path], None]] = {
     "M001": lambda root: (root / "dataset.json").unlink(),
     "M002": lambda root: _manifest(root).write_text('{"patient_id": "p001",\n  "images": {,}\n}'),
@@ -163,6 +192,12 @@ CORRUPTIONS: dict[str, Callable[[Path], None]] = {
     "L003": _empty_clot,
     "L004": _flip_region,
     "K001": lambda root: shutil.copy(root / "p000" / "cbf.nii.gz", root / P / "cbf.nii.gz"),
+    "S001": lambda root: _edit_split(root, lambda c: c["test"].append("p999")),
+    "S002": lambda root: _edit_split(root, lambda c: c["test"].append(c["folds"][0]["val"][0])),
+    "S003": lambda root: _edit_split(root, _drop_everywhere),
+    "S004": lambda root: (_split(root), edit_json(root / P / "patient.json", {"clinical.nihss": 7})),
+    "S005": lambda root: (root.parent / "split.json").write_text('{"schema_version": 1'),
+    "S006": lambda root: _edit_split(root, lambda c: c["folds"][0]["train"].pop()),
 }
 """Finding code -> a function that injects exactly that problem into the clean dataset."""
 

@@ -1,16 +1,15 @@
 """Reproducible stratified, grouped and multi-label splits (``strokedata split``)."""
 
-from strokedata.splits.make import (
-    STRATIFY_KEYS,
+from strokedata.splits.make import STRATIFY_KEYS, extend_split, make_split, split_csv, write_split
+from strokedata.splits.model import (
+    Fold,
     SplitError,
+    SplitFile,
+    SplitParameters,
+    SplitReport,
     dataset_hash,
-    extend_split,
-    make_split,
     read_split,
-    split_csv,
-    write_split,
 )
-from strokedata.splits.model import Fold, SplitFile, SplitParameters, SplitReport
 
 __all__ = [
     "STRATIFY_KEYS",

@@ -5,8 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import numpy as np
 
 from strokedata import __version__
 from strokedata.dataset import Dataset, load_dataset
-from strokedata.errors import StrokedataError
 from strokedata.executor import Executor, executor_for
 from strokedata.io import ImageReadError, atomic_write_text, read_volume
 from strokedata.labels import favourable_recanalization, regions_from_clot
@@ -24,9 +22,11 @@ from strokedata.splits.model import (
     ClassBalance,
     Fold,
     Missing,
+    SplitError,
     SplitFile,
     SplitParameters,
     SplitReport,
+    dataset_hash,
     membership_hash,
 )
 
@@ -44,20 +44,6 @@ SINGLE_LABEL_KEYS: dict[str, Callable[[PatientManifest], str | None]] = {
 STRATIFY_KEYS = (*SINGLE_LABEL_KEYS, MULTI_LABEL)
 MISSING_STRATUM = "(missing)"
 _VOXEL_LIMIT = 2**31 - 1
-
-
-class SplitError(StrokedataError):
-    """The split cannot be made as asked; the message lists the patients or parameters at fault."""
-
-
-def dataset_hash(manifests: Iterable[PatientManifest]) -> str:
-    """Return the sha256 of the manifests' content: canonical JSON, in patient-id order."""
-    digest = hashlib.sha256()
-    for manifest in sorted(manifests, key=lambda m: m.patient_id):
-        canonical = json.dumps(manifest.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        digest.update(canonical.encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
 
 
 def _order_key(seed: int, patient_id: str) -> str:
@@ -404,17 +390,3 @@ def write_split(split: SplitFile, out: str | Path, csv_out: str | Path | None = 
     atomic_write_text(Path(out), split.model_dump_json(indent=2) + "\n")
     if csv_out is not None:
         atomic_write_text(Path(csv_out), split_csv(split))
-
-
-def read_split(path: str | Path) -> SplitFile:
-    """Return the split file at ``path``; raise SplitError when it is missing or invalid."""
-    from pydantic import ValidationError
-
-    try:
-        return SplitFile.model_validate_json(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise SplitError(f"cannot read split file {path}: {error.strerror}") from None
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise SplitError(f"{path} is not a valid split file: {where}: {first['msg']}") from None

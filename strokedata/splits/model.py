@@ -4,11 +4,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from strokedata.errors import StrokedataError
+from strokedata.manifest import PatientManifest
 
 SPLIT_SCHEMA_VERSION: Literal[1] = 1
+
+
+class SplitError(StrokedataError):
+    """The split cannot be made as asked; the message lists the patients or parameters at fault."""
+
+
+def dataset_hash(manifests: Iterable[PatientManifest]) -> str:
+    """Return the sha256 of the manifests' content: canonical JSON, in patient-id order."""
+    digest = hashlib.sha256()
+    for manifest in sorted(manifests, key=lambda m: m.patient_id):
+        canonical = json.dumps(manifest.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        digest.update(canonical.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
 Missing = Literal["error", "exclude", "own-stratum"]
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -115,3 +136,15 @@ class SplitReport(BaseModel):
         description="largest |count - ideal| over classes and partitions, patients"
     )
     warnings: list[str]
+
+
+def read_split(path: str | Path) -> SplitFile:
+    """Return the split file at ``path``; raise SplitError when it is missing or invalid."""
+    try:
+        return SplitFile.model_validate_json(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise SplitError(f"cannot read split file {path}: {error.strerror}") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise SplitError(f"{path} is not a valid split file: {where}: {first['msg']}") from None

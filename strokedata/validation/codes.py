@@ -99,6 +99,25 @@ _ALL = (
         "error",
         "fix labels.regions or the CLOT/ATLAS images, or drop labels.regions",
     ),
+    # splits (validate --split)
+    Code("S001", "split-unknown-id", "error", "remove the id from the split, or restore the patient"),
+    Code("S002", "split-duplicate", "error", "keep the patient in one partition only; remake the split"),
+    Code("S003", "split-unassigned", "warning", "place new patients with `strokedata split --extend`"),
+    Code(
+        "S004",
+        "split-dataset-changed",
+        "warning",
+        "the manifests changed since the split; check the change, or remake or extend the split",
+    ),
+    Code(
+        "S005", "split-invalid", "error", "remake the split with `strokedata split`; do not edit it by hand"
+    ),
+    Code(
+        "S006",
+        "split-fold-inconsistent",
+        "error",
+        "every fold must train on all other folds' validation patients; remake the split",
+    ),
     # leakage
     Code("K001", "duplicate-content", "error", "the same scan belongs to one patient only; remove the copy"),
 )

@@ -20,6 +20,7 @@ from strokedata.validation.manifest_checks import (
     plan_patient,
 )
 from strokedata.validation.report import Finding, ValidationConfig, ValidationReport, make_finding
+from strokedata.validation.split_checks import split_findings
 from strokedata.validation.value_checks import PatientContent, check_values
 
 T = TypeVar("T")
@@ -102,14 +103,16 @@ def validate(
     path: str | Path,
     config: ValidationConfig | None = None,
     *,
+    split: str | Path | None = None,
     jobs: int | None = None,
     executor: Executor | None = None,
     progress: Progress | None = None,
 ) -> ValidationReport:
     """Return the validation report of the dataset at ``path``; the dataset is only read, never written.
 
-    ``jobs`` sets the number of local worker processes (default: all cores) unless an ``executor`` is
-    given. Raises DatasetNotFoundError when ``path`` is not a folder; every other problem is a finding.
+    ``split``, a split file, is checked against the dataset too (codes S001-S006). ``jobs`` sets the
+    number of local worker processes (default: all cores) unless an ``executor`` is given. Raises
+    DatasetNotFoundError when ``path`` is not a folder; every other problem is a finding.
     """
     root = Path(path)
     if not root.is_dir():
@@ -117,11 +120,15 @@ def validate(
             f"{root} is not a folder; give the dataset root (the folder with dataset.json)"
         )
     with executor_for(jobs, executor) as runner:
-        return _validate_with(runner, path, config or ValidationConfig(), progress)
+        return _validate_with(runner, path, config or ValidationConfig(), progress, split)
 
 
 def _validate_with(
-    executor: Executor, path: str | Path, config: ValidationConfig, progress: Progress | None
+    executor: Executor,
+    path: str | Path,
+    config: ValidationConfig,
+    progress: Progress | None,
+    split: str | Path | None,
 ) -> ValidationReport:
     """Return the report of the dataset at ``path``, running per-patient work on ``executor``."""
     root = Path(path)
@@ -148,6 +155,10 @@ def _validate_with(
     for content in contents:
         findings.extend(content.findings)
     findings.extend(_leakage_findings(contents))
+    if split is not None:
+        plans = [result.plan for result in inspected]
+        manifests = [plan.manifest for plan in plans if plan.manifest is not None]
+        findings.extend(split_findings(Path(split), folders, manifests, len(manifests) == len(plans)))
 
     if config.strict:
         findings = [finding.model_copy(update={"severity": "error"}) for finding in findings]
