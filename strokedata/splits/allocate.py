@@ -12,7 +12,7 @@ import numpy as np
 
 def exact_allocation(classes: list[str], order_keys: list[str], fractions: list[float]) -> np.ndarray:
     """Return a partition index per item such that every class's count in partition p is within one of
-    ``fractions[p]`` times the class size, and partition sizes stay within one of each other's ideals.
+    ``fractions[p]`` times the class size; partition sizes stay within one per class of their ideals.
 
     Classes are processed in sorted order; each class takes floor(n_c f_p) per partition, then its
     remaining items go to the partitions with the largest fractional parts, ties going to the partition

@@ -66,8 +66,8 @@ def _derived_regions(job: tuple[Path, PatientManifest]) -> tuple[str, list[int] 
 
 
 @dataclass
-class _Table:
-    """The patients to split, their stratum (single-label part), regions (multi-label part) and group."""
+class Table:
+    """Patients to split: ids, stratum (single-label part), regions (multi-label part), group."""
 
     ids: list[str]
     strata: list[str]
@@ -77,7 +77,7 @@ class _Table:
 
 def _label_table(
     dataset: Dataset, parameters: SplitParameters, executor: Executor
-) -> tuple[_Table, list[str]]:
+) -> tuple[Table, list[str]]:
     """Return the table of patients to split and the ids excluded for missing labels."""
     unknown = [key for key in parameters.stratify if key not in STRATIFY_KEYS]
     if unknown:
@@ -117,7 +117,7 @@ def _label_table(
         sorted(pid for pid, _, _, lacking in rows if lacking) if parameters.missing == "exclude" else []
     )
     kept = [row for row in rows if row[0] not in set(excluded)]
-    table = _Table(
+    table = Table(
         ids=[pid for pid, _, _, _ in kept],
         strata=[" x ".join(MISSING_STRATUM if v is None else v for v in values) for _, values, _, _ in kept],
         regions=np.array([regions.get(pid) or [0] * N_REGIONS for pid, _, _, _ in kept], dtype=np.int64)
@@ -153,7 +153,7 @@ def _partition_names(parameters: SplitParameters) -> tuple[list[str], list[float
     return names, fractions
 
 
-def _unit_counts(table: _Table, members: list[list[int]]) -> np.ndarray:
+def _unit_counts(table: Table, members: list[list[int]]) -> np.ndarray:
     """Return (units, labels + 1): per unit, its patients per stratum one-hot and per region, and its size."""
     strata = sorted(set(table.strata))
     columns = len(strata) + (N_REGIONS if table.regions is not None else 0) + 1
@@ -168,7 +168,7 @@ def _unit_counts(table: _Table, members: list[list[int]]) -> np.ndarray:
     return counts
 
 
-def _units(table: _Table) -> list[list[int]]:
+def _units(table: Table) -> list[list[int]]:
     """Return the allocation units: the groups' patient indices, or one patient each."""
     if table.groups is None:
         return [[i] for i in range(len(table.ids))]
@@ -179,7 +179,7 @@ def _units(table: _Table) -> list[list[int]]:
 
 
 def _allocate(
-    table: _Table, parameters: SplitParameters, fractions: list[float], previous: dict[str, int] | None = None
+    table: Table, parameters: SplitParameters, fractions: list[float], previous: dict[str, int] | None = None
 ) -> np.ndarray:
     """Return a partition index per patient of the table (``previous``: id -> partition to keep)."""
     keys = [_order_key(parameters.seed, pid) for pid in table.ids]
@@ -205,7 +205,7 @@ def _allocate(
 
 
 def _split_file(
-    dataset: Dataset, parameters: SplitParameters, table: _Table, assignment: np.ndarray, excluded: list[str]
+    hashed: str, parameters: SplitParameters, table: Table, assignment: np.ndarray, excluded: list[str]
 ) -> SplitFile:
     names, _ = _partition_names(parameters)
     members: dict[str, list[str]] = {name: [] for name in names}
@@ -225,7 +225,7 @@ def _split_file(
     return SplitFile.model_validate(
         {
             "tool_version": __version__,
-            "dataset_hash": dataset_hash(dataset),
+            "dataset_hash": hashed,
             "membership_hash": membership_hash(partitions),
             "parameters": parameters,
             "test": test,
@@ -234,6 +234,15 @@ def _split_file(
         },
         strict=False,
     )
+
+
+def split_rows(table: Table, parameters: SplitParameters, hashed: str, excluded: list[str]) -> SplitFile:
+    """Return the split of a table of patients (ids, strata, optional regions and groups).
+
+    The dataset-free core of ``make_split``; ``hashed`` is the dataset hash to record.
+    """
+    _, fractions = _partition_names(parameters)
+    return _split_file(hashed, parameters, table, _allocate(table, parameters, fractions), excluded)
 
 
 def balance_report(
@@ -276,7 +285,7 @@ def balance_report(
     )
 
 
-def _report(split: SplitFile, table: _Table) -> SplitReport:
+def _report(split: SplitFile, table: Table) -> SplitReport:
     regions = (
         None
         if table.regions is None
@@ -320,8 +329,7 @@ def make_split(
         table, excluded = _label_table(dataset, parameters, runner)
     if not table.ids:
         raise SplitError("no patient is left to split")
-    _, fractions = _partition_names(parameters)
-    split = _split_file(dataset, parameters, table, _allocate(table, parameters, fractions), excluded)
+    split = split_rows(table, parameters, dataset_hash(dataset), excluded)
     return split, _report(split, table)
 
 
@@ -344,7 +352,7 @@ def extend_split(
     with executor_for(jobs, executor) as runner:
         table, newly_excluded = _label_table(dataset, parameters, runner)
     keep = [i for i, pid in enumerate(table.ids) if pid not in previous.excluded]
-    table = _Table(
+    table = Table(
         [table.ids[i] for i in keep],
         [table.strata[i] for i in keep],
         None if table.regions is None else table.regions[keep],
@@ -361,7 +369,7 @@ def extend_split(
     if moved:  # the guarantee, checked before anything is written
         raise SplitError(f"internal error: {', '.join(moved[:5])} would move; nothing was written")
     excluded = sorted(set(previous.excluded) | set(newly_excluded))
-    split = _split_file(dataset, parameters, table, assignment, excluded)
+    split = _split_file(dataset_hash(dataset), parameters, table, assignment, excluded)
     return split, _report(split, table)
 
 
