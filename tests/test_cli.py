@@ -167,3 +167,74 @@ def test_show_writes_a_png_and_names_missing_patients(tmp_path: Path, pristine_d
         app, ["show", str(pristine_dataset), "p001", "--out", str(pristine_dataset / "x.png")]
     )
     assert inside.exit_code == 2 and not (pristine_dataset / "x.png").exists()
+
+
+def test_split_command_writes_reproducible_files_that_validate(
+    pristine_dataset: Path, tmp_path: Path
+) -> None:
+    arguments = [
+        "split",
+        str(pristine_dataset),
+        "--stratify",
+        "mtici",
+        "--test-size",
+        "0.25",
+        "--folds",
+        "3",
+        "-j",
+        "1",
+    ]
+    first = runner.invoke(
+        app, [*arguments, "--out", str(tmp_path / "a.json"), "--csv", str(tmp_path / "a.csv")]
+    )
+    assert first.exit_code == 0, first.output
+    assert "largest deviation" in first.output
+    second = runner.invoke(app, [*arguments, "--out", str(tmp_path / "b.json")])
+    assert second.exit_code == 0
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    assert (tmp_path / "a.csv").read_text().startswith("patient_id,partition,fold\n")
+    checked = runner.invoke(
+        app, ["validate", str(pristine_dataset), "-j", "1", "--split", str(tmp_path / "a.json")]
+    )
+    assert checked.exit_code == 0, checked.output
+    extended = runner.invoke(
+        app,
+        [
+            "split",
+            str(pristine_dataset),
+            "--extend",
+            str(tmp_path / "a.json"),
+            "--out",
+            str(tmp_path / "c.json"),
+            "-j",
+            "1",
+        ],
+    )
+    assert extended.exit_code == 0, extended.output
+    assert (
+        json.loads((tmp_path / "c.json").read_text())["test"]
+        == json.loads((tmp_path / "a.json").read_text())["test"]
+    )
+
+
+def test_split_command_errors_are_clear(pristine_dataset: Path, tmp_path: Path) -> None:
+    cases = [
+        (["--stratify", "side"], "p003"),  # p003 has no occlusion, hence no side
+        (["--stratify", "colour"], "unknown stratify"),
+        ([], "--stratify"),
+        (["--stratify", "mtici", "--missing", "maybe"], "--missing"),
+        (["--stratify", "mtici", "--folds", "3", "--val-size", "0.2"], "exactly one"),
+        (["--stratify", "mtici", "--extend", str(tmp_path / "none.json")], "cannot read"),
+    ]
+    for options, expected in cases:
+        result = runner.invoke(
+            app, ["split", str(pristine_dataset), *options, "--out", str(tmp_path / "s.json")]
+        )
+        assert result.exit_code == 2, (options, result.output)
+        assert expected in result.output and "Traceback" not in result.output
+    inside = runner.invoke(
+        app,
+        ["split", str(pristine_dataset), "--stratify", "mtici", "--out", str(pristine_dataset / "s.json")],
+    )
+    assert inside.exit_code == 2 and not (pristine_dataset / "s.json").exists()
+    assert not (tmp_path / "s.json").exists()
