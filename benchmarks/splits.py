@@ -10,10 +10,9 @@ Run: python benchmarks/splits.py
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from common import median_seconds
 
 from strokedata.splits import SplitParameters
 from strokedata.splits.make import Table, split_rows
@@ -28,15 +27,6 @@ def _table(rows: int, groups: bool, regions: bool) -> Table:
         regions=(rng.uniform(size=(rows, 15)) < 0.08).astype(np.int64) if regions else None,
         groups=[f"site{k}" for k in rng.integers(0, rows // 50, rows)] if groups else None,
     )
-
-
-def _median(action, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -63,7 +53,7 @@ def main() -> None:
         def run(table: Table = table, parameters: SplitParameters = parameters) -> None:
             split_rows(table, parameters, "0" * 64, []).model_dump_json()
 
-        seconds = _median(run, arguments.repeats)
+        seconds = median_seconds(run, arguments.repeats)
         print(f"{name}: {seconds:.3f} s (median of {arguments.repeats})")
 
 

@@ -13,15 +13,12 @@ Run: MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1000000000000 python benchmarks/v
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from phantom_data import cached_dataset
+from common import cached_dataset, median_seconds
 
 from strokedata import validate
 from strokedata.manifest import Modality
@@ -38,15 +35,6 @@ def build(root: Path, patients: int) -> Path:
 def _read_with_nibabel(root: Path) -> None:
     for path in sorted(root.glob("*/*.nii.gz")):
         np.asarray(nib.load(path).dataobj)
-
-
-def _median_seconds(action: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -71,13 +59,13 @@ def main() -> None:
         f"of .nii.gz; indexed_gzip installed: {find_spec('indexed_gzip') is not None}; "
         f"median of {arguments.repeats}"
     )
-    raw = _median_seconds(lambda: _read_with_nibabel(root), arguments.repeats)
+    raw = median_seconds(lambda: _read_with_nibabel(root), arguments.repeats)
     rows = [("nibabel read only", raw)]
     for jobs in (1, 2):
         rows.append(
             (
                 f"validate --jobs {jobs}",
-                _median_seconds(lambda j=jobs: validate(root, jobs=j), arguments.repeats),
+                median_seconds(lambda j=jobs: validate(root, jobs=j), arguments.repeats),
             )
         )
     print(f"{'what':<20} {'seconds':>8} {'MB/s':>8} {'x raw':>6}")

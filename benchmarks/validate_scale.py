@@ -14,7 +14,7 @@ import resource
 import time
 from pathlib import Path
 
-from phantom_data import cached_dataset
+from common import cached_dataset
 
 from strokedata import validate
 from strokedata.manifest import Modality

@@ -1,7 +1,10 @@
-"""The benchmarks' datasets: phantoms generated once into benchmarks/data/ and reused."""
+"""Shared by the benchmarks: datasets of phantoms generated once into benchmarks/data/, and timing."""
 
 from __future__ import annotations
 
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from strokedata.phantoms import PhantomConfig, generate_dataset
@@ -14,3 +17,13 @@ def cached_dataset(root: Path, patients: int, config: PhantomConfig) -> Path:
     if root.exists():
         raise SystemExit(f"{root} exists but is not a complete {patients}-patient dataset; remove it")
     return generate_dataset(root, patients, config, seed=0)
+
+
+def median_seconds(action: Callable[[], object], repeats: int) -> float:
+    """Return the median wall time of ``repeats`` calls of ``action``."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
