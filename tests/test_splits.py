@@ -120,6 +120,10 @@ def test_holdout_multilabel_regions_and_combined_strata(cohort: Path) -> None:
     assert abs(len(split.test) - 6) <= 2 and abs(len(split.val) - 5) <= 2
     assert any(c.label.startswith("region") for c in report.classes)
     assert any(" x " not in c.label and c.label in {"L", "R"} for c in report.classes)
+    _, regions_only = make_split(cohort, ["regions"], test_size=0.2, folds=None, val_size=0.2, seed=1, jobs=1)
+    assert "" not in {c.label for c in regions_only.classes} and "(all)" in {
+        c.label for c in regions_only.classes
+    }
 
 
 def test_groups_never_straddle_partitions(cohort: Path) -> None:

@@ -43,6 +43,8 @@ SINGLE_LABEL_KEYS: dict[str, Callable[[PatientManifest], str | None]] = {
 """Single-label stratify keys and how each is read from a manifest (None: the patient lacks it)."""
 STRATIFY_KEYS = (*SINGLE_LABEL_KEYS, MULTI_LABEL)
 MISSING_STRATUM = "(missing)"
+ALL_PATIENTS = "(all)"
+"""The single stratum when only the multi-label key stratifies."""
 _VOXEL_LIMIT = 2**31 - 1
 
 
@@ -116,10 +118,14 @@ def _label_table(
     excluded = (
         sorted(pid for pid, _, _, lacking in rows if lacking) if parameters.missing == "exclude" else []
     )
-    kept = [row for row in rows if row[0] not in set(excluded)]
+    left_out = set(excluded)
+    kept = [row for row in rows if row[0] not in left_out]
     table = Table(
         ids=[pid for pid, _, _, _ in kept],
-        strata=[" x ".join(MISSING_STRATUM if v is None else v for v in values) for _, values, _, _ in kept],
+        strata=[
+            " x ".join(MISSING_STRATUM if v is None else v for v in values) or ALL_PATIENTS
+            for _, values, _, _ in kept
+        ],
         regions=np.array([regions.get(pid) or [0] * N_REGIONS for pid, _, _, _ in kept], dtype=np.int64)
         if MULTI_LABEL in parameters.stratify
         else None,
