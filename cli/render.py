@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from strokedata.splits import SplitFile, SplitReport
     from strokedata.validation import ValidationReport
     from strokedata.validation.runner import Progress as ProgressCallback
+    from strokemodels.benchmark import ScoreReport, TaskCard
 
 console = Console()
 err_console = Console(stderr=True)
@@ -120,3 +121,69 @@ def render_split(split: SplitFile, report: SplitReport) -> None:
     )
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+def render_task_list(cards: list[TaskCard]) -> None:
+    """Print one line per task: name, title, primary metric, published baselines."""
+    table = Table(title="Benchmark tasks")
+    for column in ("task", "title", "primary metric", "published baselines"):
+        table.add_column(column)
+    for card in cards:
+        table.add_row(card.name, card.title, card.primary, str(len(card.published)))
+    console.print(table)
+
+
+def render_task(card: TaskCard) -> None:
+    """Print a task card in full, published baselines marked as such."""
+    console.print(f"[bold]{card.name}[/]: {card.title} ({card.source})", highlight=False)
+    for label, text in (
+        ("inputs", ", ".join(card.inputs)),
+        ("label", card.label),
+        ("truth", card.truth),
+        ("predictions", card.prediction_format),
+        ("metrics", ", ".join(card.metrics)),
+    ):
+        console.print(f"  {label}: {text}", highlight=False, soft_wrap=True)
+    for name, policy in card.policies.items():
+        console.print(f"  policy, {name}: {policy}", highlight=False, soft_wrap=True)
+    table = Table(title="Published baselines (other cohorts, not comparable without care)")
+    for column in ("model", "n", "protocol", *card.metrics[:3]):
+        table.add_column(column)
+    for result in card.published:
+        cells = [
+            f"{result.metrics[m]:g}" + (f" +- {result.std[m]:g}" if m in result.std else "")
+            if m in result.metrics
+            else "-"
+            for m in card.metrics[:3]
+        ]
+        table.add_row(result.model, str(result.n or "-"), result.protocol, *cells)
+    console.print(table)
+
+
+def render_scores(report: ScoreReport, card: TaskCard) -> None:
+    """Print each metric with its 95% CI, the confusion matrix and the task's policies."""
+    table = Table(title=f"{report.task}: n = {report.n}, 95% CI from {report.bootstrap} bootstrap resamples")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("95% CI", justify="right")
+    for name, metric in report.metrics.items():
+        value = "undefined" if metric.value is None else f"{metric.value:.4f}"
+        interval = "-" if metric.ci95 is None else f"{metric.ci95[0]:.4f} - {metric.ci95[1]:.4f}"
+        table.add_row(name + (" (primary)" if name == card.primary else ""), value, interval)
+    console.print(table)
+    if report.confusion_matrix is not None:
+        matrix = Table(title="Confusion matrix (rows: truth, columns: prediction)")
+        matrix.add_column("")
+        for label in report.confusion_matrix.labels:
+            matrix.add_column(label, justify="right")
+        for label, row in zip(report.confusion_matrix.labels, report.confusion_matrix.matrix, strict=True):
+            matrix.add_row(label, *(str(count) for count in row))
+        console.print(matrix)
+    if report.missing_scored_as_wrong:
+        err_console.print(
+            f"[yellow]warning:[/] {report.missing_scored_as_wrong} patients without a prediction "
+            "were scored as wrong (--allow-missing)",
+            highlight=False,
+        )
+    for name, policy in report.policies.items():
+        console.print(f"policy, {name}: {policy}", highlight=False, soft_wrap=True)

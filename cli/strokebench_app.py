@@ -1,9 +1,15 @@
-"""The `strokebench` program: benchmark commands (the tasks and scoring arrive with the benchmark)."""
+"""The `strokebench` program: benchmark tasks, scoring, environment."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
 from cli import render
 from cli.app import make_app
+from cli.errors import EXIT_USAGE, library_errors
 
 app = make_app(
     "strokebench",
@@ -24,6 +30,61 @@ def info() -> None:
     for name, found in versions().items():
         table.add_row(name, found)
     render.console.print(table)
+
+
+@app.command()
+def tasks(
+    name: Annotated[str | None, typer.Argument(help="A task to show in full.")] = None,
+) -> None:
+    """List the benchmark tasks, or show one: inputs, label, file format, metrics, policies, baselines."""
+    from strokemodels.benchmark import TASKS
+
+    if name is None:
+        render.render_task_list(list(TASKS.values()))
+        return
+    if name not in TASKS:
+        render.error(f"unknown task '{name}'; choose one of {', '.join(TASKS)}")
+        raise typer.Exit(EXIT_USAGE)
+    render.render_task(TASKS[name])
+
+
+@app.command()
+def score(
+    predictions: Annotated[Path, typer.Argument(help="Predictions CSV (format: strokebench tasks TASK).")],
+    task: Annotated[str, typer.Option(help="occlusion, recanalization or clot-regions.")],
+    truth: Annotated[Path, typer.Option(help="Truth CSV: the predictions' format with 'label' columns.")],
+    bootstrap: Annotated[
+        int, typer.Option(min=0, help="Bootstrap resamples for the 95% CIs (0: none).")
+    ] = 1000,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")] = 0,
+    threshold: Annotated[
+        float, typer.Option(min=0, max=1, help="Decision threshold on probabilities.")
+    ] = 0.5,
+    allow_missing: Annotated[
+        bool, typer.Option("--allow-missing", help="Score patients without a prediction as wrong.")
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the scores as JSON.")] = None,
+) -> None:
+    """Score a predictions file against the truth: metrics with 95% bootstrap confidence intervals."""
+    from strokedata.io import atomic_write_text
+    from strokemodels.benchmark import TASKS, score_files
+
+    if task not in TASKS:
+        render.error(f"unknown task '{task}'; choose one of {', '.join(TASKS)}")
+        raise typer.Exit(EXIT_USAGE)
+    with library_errors():
+        report = score_files(
+            task,
+            predictions,
+            truth,
+            threshold=threshold,
+            bootstrap=bootstrap,
+            seed=seed,
+            allow_missing=allow_missing,
+        )
+    render.render_scores(report, TASKS[task])
+    if json_out is not None:
+        atomic_write_text(json_out, report.model_dump_json(indent=2) + "\n")
 
 
 def main() -> None:
