@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from nibabel.orientations import io_orientation
 
-from strokedata.manifest import MTICI, MTICI_GRADES, N_REGIONS, OcclusionSide
+from strokedata.io import read_volume
+from strokedata.manifest import MTICI, MTICI_GRADES, N_REGIONS, Modality, OcclusionSide, PatientManifest
+
+_VOXEL_LIMIT = 2**31 - 1
 
 
 def regions_from_clot(clot: np.ndarray, atlas: np.ndarray) -> np.ndarray:
@@ -54,3 +59,18 @@ def favourable_recanalization(mtici: MTICI | None, threshold: MTICI = "2c") -> b
     if mtici is None:
         return None
     return MTICI_GRADES.index(mtici) >= MTICI_GRADES.index(threshold)
+
+
+def patient_regions(folder: Path, manifest: PatientManifest) -> list[int] | None:
+    """Return a patient's 15 clot regions: labels.regions if given, else from its CLOT and ATLAS images.
+
+    Returns None when the manifest gives no regions and the patient lacks CLOT or ATLAS. Raises
+    ImageReadError for unreadable images and ValueError when CLOT and ATLAS differ in shape.
+    """
+    if manifest.labels.regions is not None:
+        return list(manifest.labels.regions)
+    if Modality.CLOT not in manifest.images or Modality.ATLAS not in manifest.images:
+        return None
+    clot = read_volume(folder / manifest.images[Modality.CLOT], _VOXEL_LIMIT).scaled()
+    atlas = read_volume(folder / manifest.images[Modality.ATLAS], _VOXEL_LIMIT).scaled()
+    return [int(v) for v in regions_from_clot(clot, np.rint(atlas))]

@@ -14,9 +14,9 @@ import numpy as np
 from strokedata import __version__
 from strokedata.dataset import Dataset, load_dataset
 from strokedata.executor import Executor, executor_for
-from strokedata.io import ImageReadError, atomic_write_text, read_volume
-from strokedata.labels import favourable_recanalization, regions_from_clot
-from strokedata.manifest import N_REGIONS, Modality, PatientManifest
+from strokedata.io import ImageReadError, atomic_write_text
+from strokedata.labels import favourable_recanalization, patient_regions
+from strokedata.manifest import N_REGIONS, PatientManifest
 from strokedata.splits.allocate import exact_allocation, greedy_allocation
 from strokedata.splits.model import (
     ClassBalance,
@@ -45,7 +45,6 @@ STRATIFY_KEYS = (*SINGLE_LABEL_KEYS, MULTI_LABEL)
 MISSING_STRATUM = "(missing)"
 ALL_PATIENTS = "(all)"
 """The single stratum when only the multi-label key stratifies."""
-_VOXEL_LIMIT = 2**31 - 1
 
 
 def _order_key(seed: int, patient_id: str) -> str:
@@ -55,16 +54,10 @@ def _order_key(seed: int, patient_id: str) -> str:
 def _derived_regions(job: tuple[Path, PatientManifest]) -> tuple[str, list[int] | None]:
     """Return (patient id, regions from CLOT x ATLAS, or None without both images)."""
     folder, manifest = job
-    if Modality.CLOT not in manifest.images or Modality.ATLAS not in manifest.images:
-        return manifest.patient_id, None
     try:
-        clot = read_volume(folder / manifest.images[Modality.CLOT], _VOXEL_LIMIT).scaled()
-        atlas = read_volume(folder / manifest.images[Modality.ATLAS], _VOXEL_LIMIT).scaled()
-    except (ImageReadError, OSError) as error:
+        return manifest.patient_id, patient_regions(folder, manifest)
+    except (ImageReadError, OSError, ValueError) as error:
         raise SplitError(f"{manifest.patient_id}: {error}; run `strokedata validate`") from None
-    if clot.shape != atlas.shape:
-        raise SplitError(f"{manifest.patient_id}: CLOT and ATLAS differ in shape; run `strokedata validate`")
-    return manifest.patient_id, regions_from_clot(clot, np.rint(atlas)).tolist()
 
 
 @dataclass
@@ -86,13 +79,9 @@ def _label_table(
         raise SplitError(f"unknown stratify key(s) {', '.join(unknown)}; use {', '.join(STRATIFY_KEYS)}")
     single = [key for key in parameters.stratify if key != MULTI_LABEL]
     regions: dict[str, list[int] | None] = {}
-    if MULTI_LABEL in parameters.stratify:
-        explicit: dict[str, list[int] | None] = {
-            m.patient_id: list(m.labels.regions) for m in dataset if m.labels.regions is not None
-        }
-        regions.update(explicit)
-        todo = [(dataset.root / m.patient_id, m) for m in dataset if m.patient_id not in explicit]
-        regions.update(dict(executor.map_unordered(_derived_regions, todo)))
+    if MULTI_LABEL in parameters.stratify:  # labels.regions where given, else read from CLOT x ATLAS
+        jobs = [(dataset.root / m.patient_id, m) for m in dataset]
+        regions.update(dict(executor.map_unordered(_derived_regions, jobs)))
     missing: dict[str, list[str]] = {}
     rows = []
     for manifest in dataset:
