@@ -43,7 +43,8 @@ def main() -> None:
             "patient_id,prediction\n" + "".join(f"{i},{p}\n" for i, p in predicted.items())
         )
         seconds = median_seconds(
-            lambda: score_files("occlusion", predictions_csv, truth_csv, bootstrap=1000), arguments.repeats
+            lambda: score_files("occlusion", predictions_csv, truth=truth_csv, bootstrap=1000),
+            arguments.repeats,
         )
         print(f"occlusion, {arguments.rows:,} rows from CSV files, 1,000 resamples: {seconds:.2f} s")
     n = 10_000

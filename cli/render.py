@@ -185,5 +185,11 @@ def render_scores(report: ScoreReport, card: TaskCard) -> None:
             "were scored as wrong (--allow-missing)",
             highlight=False,
         )
+    if report.unlabelled_not_scored:
+        err_console.print(
+            f"[yellow]note:[/] {report.unlabelled_not_scored} patients of the dataset lack the "
+            f"{report.task} label and were not scored",
+            highlight=False,
+        )
     for name, policy in report.policies.items():
         console.print(f"policy, {name}: {policy}", highlight=False, soft_wrap=True)

@@ -52,7 +52,14 @@ def tasks(
 def score(
     predictions: Annotated[Path, typer.Argument(help="Predictions CSV (format: strokebench tasks TASK).")],
     task: Annotated[str, typer.Option(help="occlusion, recanalization or clot-regions.")],
-    truth: Annotated[Path, typer.Option(help="Truth CSV: the predictions' format with 'label' columns.")],
+    truth: Annotated[
+        Path | None, typer.Option(help="Truth CSV: the predictions' format with 'label' columns.")
+    ] = None,
+    dataset: Annotated[Path | None, typer.Option(help="Derive the truth from this dataset instead.")] = None,
+    split: Annotated[Path | None, typer.Option(help="With --dataset: a split file.")] = None,
+    partition: Annotated[
+        str | None, typer.Option(help="With --split: test, train, val or foldK (its validation patients).")
+    ] = None,
     bootstrap: Annotated[
         int, typer.Option(min=0, help="Bootstrap resamples for the 95% CIs (0: none).")
     ] = 1000,
@@ -76,7 +83,10 @@ def score(
         report = score_files(
             task,
             predictions,
-            truth,
+            truth=truth,
+            dataset=dataset,
+            split=split,
+            partition=partition,
             threshold=threshold,
             bootstrap=bootstrap,
             seed=seed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def test_bad_prediction_files_list_every_problem(tmp_path: Path) -> None:
     bad = tmp_path / "pred.csv"
     bad.write_text("patient_id,prediction\np1,M3\np1,M1\n,M2\n")
     with pytest.raises(PredictionFileError) as caught:
-        score_files("occlusion", bad, truth)
+        score_files("occlusion", bad, truth=truth)
     message = str(caught.value)
     assert (
         "3 problem(s)" in message
@@ -179,13 +180,13 @@ def test_bad_prediction_files_list_every_problem(tmp_path: Path) -> None:
     columns = tmp_path / "columns.csv"
     columns.write_text("patient,label\n")
     with pytest.raises(PredictionFileError, match="missing column"):
-        score_files("occlusion", columns, truth)
+        score_files("occlusion", columns, truth=truth)
     probabilities = tmp_path / "p.csv"
     probabilities.write_text("patient_id,probability\np1,nan\np2,1.5\n")
     recan_truth = tmp_path / "t.csv"
     recan_truth.write_text("patient_id,label\np1,1\np2,0\n")
     with pytest.raises(PredictionFileError, match="outside"):
-        score_files("recanalization", probabilities, recan_truth)
+        score_files("recanalization", probabilities, truth=recan_truth)
 
 
 def test_task_cards_state_their_metrics_policies_and_baselines() -> None:
@@ -200,3 +201,83 @@ def test_task_cards_state_their_metrics_policies_and_baselines() -> None:
         assert card.published and "missing patient" in card.policies
     scanet = next(p for p in TASKS["recanalization"].published if p.model == "SCANet")
     assert scanet.metrics["roc_auc"] == 0.7732 and scanet.std["roc_auc"] == 0.039 and scanet.n == 177
+
+
+def test_truth_from_a_phantom_dataset_and_a_split_partition(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.strokebench_app import app
+    from strokedata.labels import patient_regions
+    from strokedata.manifest import PatientManifest
+    from strokedata.phantoms import generate_dataset, preset
+    from strokedata.splits import make_split, write_split
+
+    root = generate_dataset(
+        tmp_path / "data", 12, preset("tiny", modalities=["CLOT", "ATLAS"]), seed=1, jobs=1
+    )  # type: ignore[list-item]
+    manifests = {
+        p.name: PatientManifest.model_validate_json((p / "patient.json").read_text())
+        for p in root.iterdir()
+        if p.is_dir()
+    }
+    lines = ["patient_id," + ",".join(f"region_{k:02d}" for k in range(15))]
+    lines += [
+        f"{pid}," + ",".join(str(b) for b in patient_regions(root / pid, m) or [])
+        for pid, m in manifests.items()
+    ]
+    (tmp_path / "regions.csv").write_text("\n".join(lines) + "\n")
+    perfect = score_files("clot-regions", tmp_path / "regions.csv", dataset=root, bootstrap=0)
+    assert perfect.n == 12 and perfect.metrics["micro_f1"].value == 1.0
+    occlusion = tmp_path / "occlusion.csv"
+    occlusion.write_text("patient_id,prediction\n" + "".join(f"{pid},M1\n" for pid in manifests))
+    split, _ = make_split(root, ["occlusion"], test_size=0.25, folds=3, seed=0, jobs=1)
+    write_split(split, tmp_path / "split.json")
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            str(occlusion),
+            "--task",
+            "occlusion",
+            "--dataset",
+            str(root),
+            "--split",
+            str(tmp_path / "split.json"),
+            "--partition",
+            "test",
+            "--allow-missing",
+            "--json",
+            str(tmp_path / "s.json"),
+            "--bootstrap",
+            "50",
+        ],
+    )
+    assert result.exit_code == 2 and "not in the truth" in result.output  # predictions beyond the partition
+    subset = tmp_path / "test.csv"
+    subset.write_text("patient_id,prediction\n" + "".join(f"{pid},M1\n" for pid in split.test))
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            str(subset),
+            "--task",
+            "occlusion",
+            "--dataset",
+            str(root),
+            "--split",
+            str(tmp_path / "split.json"),
+            "--partition",
+            "test",
+            "--json",
+            str(tmp_path / "s.json"),
+            "--bootstrap",
+            "50",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "s.json").read_text())
+    assert saved["n"] == len(split.test) and saved["metrics"]["accuracy"]["ci95"] is not None
+    both = CliRunner().invoke(
+        app, ["score", str(subset), "--task", "occlusion", "--dataset", str(root), "--truth", str(subset)]
+    )
+    assert both.exit_code == 2

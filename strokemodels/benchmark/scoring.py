@@ -54,6 +54,7 @@ class ScoreReport(BaseModel):
     bootstrap: int = Field(description="resamples behind each ci95 (0: none)")
     seed: int
     missing_scored_as_wrong: int = 0
+    unlabelled_not_scored: int = Field(default=0, description="dataset patients without the task's label")
     policies: dict[str, str]
 
 
@@ -219,15 +220,37 @@ def score(
 def score_files(
     task_name: str,
     predictions: Path,
-    truth: Path,
     *,
+    truth: Path | None = None,
+    dataset: Path | None = None,
+    split: Path | None = None,
+    partition: str | None = None,
     threshold: float = 0.5,
     bootstrap: int = 1000,
     seed: int = 0,
     allow_missing: bool = False,
 ) -> ScoreReport:
-    """Return the scores of a predictions CSV against a truth CSV of the same task (see files.py)."""
+    """Return the scores of a predictions CSV against a truth CSV, or against the truth derived from a
+    dataset (optionally one partition of a split); patients lacking the task's label are not scored.
+
+    Raises ScoringError for a wrong combination of sources, PredictionFileError for bad files.
+    """
+    from strokemodels.benchmark.truth import truth_from_dataset
+
+    if (
+        (truth is None) == (dataset is None)
+        or (split is None) != (partition is None)
+        or (split and not dataset)
+    ):
+        raise ScoringError("give a truth file or a dataset (with a split file and a partition to score one)")
     task = TASKS[task_name]
     predicted = read_rows(predictions, task, "prediction", threshold)
-    truths = read_rows(truth, task, "label", 0.5)
-    return score(task_name, predicted, truths, bootstrap=bootstrap, seed=seed, allow_missing=allow_missing)
+    unlabelled: list[str] = []
+    if truth is not None:
+        truths = read_rows(truth, task, "label", 0.5)
+    else:
+        truths, unlabelled = truth_from_dataset(task_name, dataset, split, partition)  # type: ignore[arg-type]
+        left_out = set(unlabelled)
+        predicted = {pid: value for pid, value in predicted.items() if pid not in left_out}
+    report = score(task_name, predicted, truths, bootstrap=bootstrap, seed=seed, allow_missing=allow_missing)
+    return report.model_copy(update={"unlabelled_not_scored": len(unlabelled)})
