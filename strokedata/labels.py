@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 from nibabel.orientations import io_orientation
 
-from strokedata.io import read_volume
+from strokedata.errors import StrokedataError
+from strokedata.io import ImageReadError, read_volume
 from strokedata.manifest import MTICI, MTICI_GRADES, N_REGIONS, Modality, OcclusionSide, PatientManifest
 
 _VOXEL_LIMIT = 2**31 - 1
@@ -59,6 +60,19 @@ def favourable_recanalization(mtici: MTICI | None, threshold: MTICI = "2c") -> b
     if mtici is None:
         return None
     return MTICI_GRADES.index(mtici) >= MTICI_GRADES.index(threshold)
+
+
+class RegionDerivationError(StrokedataError):
+    """A patient's clot regions cannot be derived (unreadable or mismatched CLOT / ATLAS)."""
+
+
+def patient_regions_job(job: tuple[Path, PatientManifest]) -> tuple[str, list[int] | None]:
+    """Return (patient id, patient_regions) for an executor; RegionDerivationError names the patient."""
+    folder, manifest = job
+    try:
+        return manifest.patient_id, patient_regions(folder, manifest)
+    except (ImageReadError, OSError, ValueError) as error:
+        raise RegionDerivationError(f"{manifest.patient_id}: {error}; run `strokedata validate`") from None
 
 
 def patient_regions(folder: Path, manifest: PatientManifest) -> list[int] | None:

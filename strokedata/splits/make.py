@@ -14,8 +14,8 @@ import numpy as np
 from strokedata import __version__
 from strokedata.dataset import Dataset, load_dataset
 from strokedata.executor import Executor, executor_for
-from strokedata.io import ImageReadError, atomic_write_text
-from strokedata.labels import favourable_recanalization, patient_regions
+from strokedata.io import atomic_write_text
+from strokedata.labels import favourable_recanalization, patient_regions_job
 from strokedata.manifest import N_REGIONS, PatientManifest
 from strokedata.splits.allocate import exact_allocation, greedy_allocation
 from strokedata.splits.model import (
@@ -51,15 +51,6 @@ def _order_key(seed: int, patient_id: str) -> str:
     return hashlib.sha256(f"{seed}:{patient_id}".encode()).hexdigest()
 
 
-def _derived_regions(job: tuple[Path, PatientManifest]) -> tuple[str, list[int] | None]:
-    """Return (patient id, regions from CLOT x ATLAS, or None without both images)."""
-    folder, manifest = job
-    try:
-        return manifest.patient_id, patient_regions(folder, manifest)
-    except (ImageReadError, OSError, ValueError) as error:
-        raise SplitError(f"{manifest.patient_id}: {error}; run `strokedata validate`") from None
-
-
 @dataclass
 class Table:
     """Patients to split: ids, stratum (single-label part), regions (multi-label part), group."""
@@ -81,7 +72,7 @@ def _label_table(
     regions: dict[str, list[int] | None] = {}
     if MULTI_LABEL in parameters.stratify:  # labels.regions where given, else read from CLOT x ATLAS
         jobs = [(dataset.root / m.patient_id, m) for m in dataset]
-        regions.update(dict(executor.map_unordered(_derived_regions, jobs)))
+        regions.update(dict(executor.map_unordered(patient_regions_job, jobs)))
     missing: dict[str, list[str]] = {}
     rows = []
     for manifest in dataset:

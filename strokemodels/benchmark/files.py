@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 
 from strokedata.errors import StrokedataError
+from strokedata.manifest import N_REGIONS
 from strokemodels.benchmark.tasks import TaskCard
 
-N_REGIONS = 15
 REGION_COLUMNS = [f"region_{k:02d}" for k in range(N_REGIONS)]
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from strokedata.errors import StrokedataError
+from strokedata.manifest import N_REGIONS
 from strokemodels.benchmark.files import REGION_COLUMNS, read_rows
 from strokemodels.benchmark.metrics import binary_metrics, confusion_metrics, multilabel_metrics, roc_auc
 from strokemodels.benchmark.tasks import TASKS, TaskCard
@@ -167,7 +168,7 @@ def _score_regions(
     unique, inverse = np.unique(rows, axis=0, return_inverse=True)
     inverse = inverse.ravel()
     counts = np.bincount(inverse, minlength=len(unique))
-    t, p = unique[:, :15], unique[:, 15:]
+    t, p = unique[:, :N_REGIONS], unique[:, N_REGIONS:]
     stats = np.stack([t & p, ~t & p, t & ~p, ~t & ~p], axis=0).astype(np.float64)  # (4, U, L)
     exact = np.stack([(t == p).all(axis=1), np.ones(len(unique), dtype=bool)], axis=1).astype(np.float64)
 

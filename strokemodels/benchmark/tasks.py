@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from strokedata.manifest import N_REGIONS
+
 TaskName = Literal["occlusion", "recanalization", "core", "clot-regions"]
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -257,7 +259,7 @@ TASKS: dict[str, TaskCard] = {
         label="15-element 0/1 vector: region k holds clot when any CLOT voxel (1 or 2) lies where ATLAS = k",
         truth="labels.regions, or derived from CLOT x ATLAS",
         prediction_format="patient_id,region_00,...,region_14 (0/1, or probabilities with --threshold)",
-        classes=[f"region_{k:02d}" for k in range(15)],
+        classes=[f"region_{k:02d}" for k in range(N_REGIONS)],
         metrics=["micro_f1", "micro_precision", "micro_recall", "label_accuracy", "exact_match", "macro_f1"],
         policies={
             "missing patient": _MISSING,

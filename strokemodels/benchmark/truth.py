@@ -6,19 +6,9 @@ from pathlib import Path
 
 from strokedata import load_dataset
 from strokedata.executor import executor_for
-from strokedata.io import ImageReadError
-from strokedata.labels import favourable_recanalization, patient_regions
-from strokedata.manifest import PatientManifest
+from strokedata.labels import favourable_recanalization, patient_regions_job
 from strokedata.splits import read_split
 from strokemodels.benchmark.files import PredictionFileError
-
-
-def _regions(job: tuple[Path, PatientManifest]) -> tuple[str, list[int] | None]:
-    folder, manifest = job
-    try:
-        return manifest.patient_id, patient_regions(folder, manifest)
-    except (ImageReadError, OSError, ValueError) as error:
-        raise PredictionFileError(f"{manifest.patient_id}: {error}; run `strokedata validate`") from None
 
 
 def truth_from_dataset(
@@ -53,7 +43,9 @@ def truth_from_dataset(
     elif task == "clot-regions":
         with executor_for(jobs, None) as runner:
             values = dict(
-                runner.map_unordered(_regions, [(dataset.root / m.patient_id, m) for m in manifests])
+                runner.map_unordered(
+                    patient_regions_job, [(dataset.root / m.patient_id, m) for m in manifests]
+                )
             )
     else:
         raise PredictionFileError(f"the truth of task '{task}' cannot be derived from a dataset yet")
