@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from strokedata.validation import ValidationReport
     from strokedata.validation.runner import Progress as ProgressCallback
     from strokemodels.benchmark import ScoreReport, TaskCard
+    from strokemodels.benchmark.compare import CompareReport
+    from strokemodels.benchmark.leaderboard import LeaderboardRow
 
 console = Console()
 err_console = Console(stderr=True)
@@ -160,36 +162,189 @@ def render_task(card: TaskCard) -> None:
     console.print(table)
 
 
-def render_scores(report: ScoreReport, card: TaskCard) -> None:
-    """Print each metric with its 95% CI, the confusion matrix and the task's policies."""
-    table = Table(title=f"{report.task}: n = {report.n}, 95% CI from {report.bootstrap} bootstrap resamples")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_column("95% CI", justify="right")
-    for name, metric in report.metrics.items():
-        value = "undefined" if metric.value is None else f"{metric.value:.4f}"
-        interval = "-" if metric.ci95 is None else f"{metric.ci95[0]:.4f} - {metric.ci95[1]:.4f}"
-        table.add_row(name + (" (primary)" if name == card.primary else ""), value, interval)
+TableData = tuple[str, list[str], list[list[str]]]
+"""(title, column headers, rows of cells): rendered with rich on a terminal or as Markdown."""
+
+
+def plain(text: str) -> None:
+    """Print text as it is: no markup, no highlighting, no wrapping."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def note(text: str) -> None:
+    """Print a note for the user on standard error."""
+    err_console.print(f"[yellow]note:[/] {text}", highlight=False, soft_wrap=True)
+
+
+def _number(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"
+
+
+def _interval(ci95: tuple[float, float] | None) -> str:
+    return "-" if ci95 is None else f"{ci95[0]:.4f} - {ci95[1]:.4f}"
+
+
+def _print_table(data: TableData) -> None:
+    title, headers, rows = data
+    table = Table(title=title)
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="left" if index == 0 else "right", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
+
+
+def markdown_table(data: TableData) -> str:
+    """Return a table as Markdown: a bold title line, then the pipe table."""
+    title, headers, rows = data
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    body = [line(headers), "| " + " | ".join("---" for _ in headers) + " |", *(line(row) for row in rows)]
+    return f"**{title}**\n\n" + "\n".join(body) + "\n"
+
+
+def _score_tables(report: ScoreReport, card: TaskCard) -> list[TableData]:
+    who = f" {report.model}" if report.model else ""
+    units = f", {report.n_units} slices" if report.unit == "slice" else ""
+    resamples = f"95% CI from {report.bootstrap} bootstrap resamples"
+    title = f"{report.task}{who}: n = {report.n} patients{units}, {resamples}"
+    rows = [
+        [name + (" (primary)" if name == card.primary else ""), _number(metric.value), _interval(metric.ci95)]
+        for name, metric in report.metrics.items()
+    ]
+    tables: list[TableData] = [(title, ["metric", "value", "95% CI"], rows)]
+    if report.per_fold is not None and report.fold_mean_std is not None:
+        metrics = list(report.fold_mean_std)
+        fold_rows = [[f.fold, str(f.n), *(_number(f.metrics[m]) for m in metrics)] for f in report.per_fold]
+        fold_rows.append(
+            [
+                "mean +- std",
+                "",
+                *(f"{_number(mean)} +- {_number(std)}" for mean, std in report.fold_mean_std.values()),
+            ]
+        )
+        tables.append(
+            (f"{report.task}{who}: per fold (std: sample, ddof 1)", ["fold", "n", *metrics], fold_rows)
+        )
     if report.confusion_matrix is not None:
-        matrix = Table(title="Confusion matrix (rows: truth, columns: prediction)")
-        matrix.add_column("")
-        for label in report.confusion_matrix.labels:
-            matrix.add_column(label, justify="right")
-        for label, row in zip(report.confusion_matrix.labels, report.confusion_matrix.matrix, strict=True):
-            matrix.add_row(label, *(str(count) for count in row))
-        console.print(matrix)
+        matrix = report.confusion_matrix
+        tables.append(
+            (
+                f"{report.task}{who}: confusion matrix (rows: truth, columns: prediction)",
+                ["", *matrix.labels],
+                [
+                    [label, *(str(c) for c in row)]
+                    for label, row in zip(matrix.labels, matrix.matrix, strict=True)
+                ],
+            )
+        )
+    return tables
+
+
+def _score_notes(report: ScoreReport) -> list[str]:
+    notes = []
     if report.missing_scored_as_wrong:
-        err_console.print(
-            f"[yellow]warning:[/] {report.missing_scored_as_wrong} patients without a prediction "
-            "were scored as wrong (--allow-missing)",
-            highlight=False,
+        notes.append(
+            f"{report.missing_scored_as_wrong} {report.unit}s without a prediction were scored as wrong "
+            "(--allow-missing)"
         )
     if report.unlabelled_not_scored:
-        err_console.print(
-            f"[yellow]note:[/] {report.unlabelled_not_scored} patients of the dataset lack the "
-            f"{report.task} label and were not scored",
-            highlight=False,
+        notes.append(
+            f"{report.unlabelled_not_scored} patients of the dataset lack the {report.task} label and were "
+            "not scored"
         )
+    return notes
+
+
+def render_scores(report: ScoreReport, card: TaskCard) -> None:
+    """Print each metric with its 95% CI, per-fold metrics, the confusion matrix and the policies."""
+    for data in _score_tables(report, card):
+        _print_table(data)
+    for text in _score_notes(report):
+        err_console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
     for name, policy in report.policies.items():
         console.print(f"policy, {name}: {policy}", highlight=False, soft_wrap=True)
+
+
+def markdown_scores(reports: list[ScoreReport], card: TaskCard) -> str:
+    """Return the reports as Markdown tables, followed by their notes and the task's policies."""
+    parts = [markdown_table(data) for report in reports for data in _score_tables(report, card)]
+    notes = [text for report in reports for text in _score_notes(report)]
+    policies = [f"- {name}: {policy}" for name, policy in card.policies.items()]
+    return "\n".join(
+        parts + ["\n".join(f"- {text}" for text in notes) + "\n"] * bool(notes) + ["\n".join(policies)]
+    )
+
+
+def _compare_table(report: CompareReport) -> list[TableData]:
+    title = (
+        f"{report.task}: {report.b} minus {report.a}, n = {report.n} patients, "
+        f"paired 95% CI from {report.bootstrap} resamples"
+    )
+    rows = [
+        [name, _number(m.a), _number(m.b), _number(m.difference), _interval(m.ci95)]
+        for name, m in report.metrics.items()
+    ]
+    tables: list[TableData] = [(title, ["metric", report.a, report.b, "B - A", "95% CI"], rows)]
+    if report.tests:
+        tests = [
+            [
+                test.name,
+                "-" if test.statistic is None else f"{test.statistic:.4g}",
+                f"{test.p_value:.4g}",
+                ", ".join(f"{k} {v:.4g}" for k, v in test.detail.items()),
+            ]
+            for test in report.tests
+        ]
+        tables.append(("Paired tests (two-sided)", ["test", "statistic", "p", "detail"], tests))
+    return tables
+
+
+def render_compare(report: CompareReport) -> None:
+    """Print the paired differences, the paired tests and the notes of a comparison."""
+    for data in _compare_table(report):
+        _print_table(data)
+    for text in report.notes:
+        note(text)
+
+
+def markdown_compare(report: CompareReport) -> str:
+    """Return a comparison as Markdown tables and notes."""
+    return "\n".join(
+        [markdown_table(data) for data in _compare_table(report)] + [f"- {t}" for t in report.notes]
+    )
+
+
+def _leaderboard_table(rows: list[LeaderboardRow], card: TaskCard) -> TableData:
+    shown = card.metrics[:3]  # the published baselines report at most three; --json has every metric
+    headers = ["#", "name", "source", "n", "protocol", *shown, f"{card.primary} 95% CI", "rank stability"]
+    cells = [
+        [
+            str(place),
+            row.name,
+            row.source,
+            "-" if row.n is None else str(row.n),
+            row.protocol,
+            *("-" if row.metrics[m] is None else f"{row.metrics[m]:.4g}" for m in shown),
+            _interval(row.primary_ci95),
+            "-" if row.rank_stability is None else f"{row.rank_stability:.0%}",
+        ]
+        for place, row in enumerate(rows, start=1)
+    ]
+    title = (
+        f"Leaderboard {card.name}, by {card.primary}; rank stability: share of paired resamples in which a "
+        "scored run keeps its rank among the runs on the same truth"
+    )
+    return title, headers, cells
+
+
+def render_leaderboard(rows: list[LeaderboardRow], card: TaskCard) -> None:
+    """Print the leaderboard of a task: scored runs and published baselines, marked as such."""
+    _print_table(_leaderboard_table(rows, card))
+
+
+def markdown_leaderboard(rows: list[LeaderboardRow], card: TaskCard) -> str:
+    """Return the leaderboard of a task as a Markdown table."""
+    return markdown_table(_leaderboard_table(rows, card))

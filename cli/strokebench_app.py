@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +33,15 @@ def info() -> None:
     render.console.print(table)
 
 
+def _check_task(task: str) -> None:
+    """Exit with status 2 and the list of tasks when ``task`` is not one of them."""
+    from strokemodels.benchmark import TASKS
+
+    if task not in TASKS:
+        render.error(f"unknown task '{task}'; choose one of {', '.join(TASKS)}")
+        raise typer.Exit(EXIT_USAGE)
+
+
 @app.command()
 def tasks(
     name: Annotated[str | None, typer.Argument(help="A task to show in full.")] = None,
@@ -42,45 +52,70 @@ def tasks(
     if name is None:
         render.render_task_list(list(TASKS.values()))
         return
-    if name not in TASKS:
-        render.error(f"unknown task '{name}'; choose one of {', '.join(TASKS)}")
-        raise typer.Exit(EXIT_USAGE)
+    _check_task(name)
     render.render_task(TASKS[name])
+
+
+TaskOption = Annotated[str, typer.Option(help="occlusion, recanalization, core or clot-regions.")]
+TruthOption = Annotated[
+    Path | None, typer.Option(help="Truth CSV: the predictions' format with 'label' (or mask) columns.")
+]
+DatasetOption = Annotated[Path | None, typer.Option(help="Derive the truth from this dataset instead.")]
+SplitOption = Annotated[Path | None, typer.Option(help="With --dataset: a split file.")]
+PartitionOption = Annotated[
+    str | None, typer.Option(help="With --split: test, train, val or foldK (its validation patients).")
+]
+BootstrapOption = Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the 95% CIs (0: none).")]
+SeedOption = Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")]
+ThresholdOption = Annotated[float, typer.Option(min=0, max=1, help="Decision threshold on probabilities.")]
+MissingOption = Annotated[
+    bool, typer.Option("--allow-missing", help="Score patients without a prediction as wrong.")
+]
+JobsOption = Annotated[
+    int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes reading masks and images.")
+]
+JsonOption = Annotated[Path | None, typer.Option("--json", help="Write the result as JSON.")]
+MarkdownOption = Annotated[bool, typer.Option("--markdown", help="Print Markdown tables instead.")]
 
 
 @app.command()
 def score(
     predictions: Annotated[Path, typer.Argument(help="Predictions CSV (format: strokebench tasks TASK).")],
-    task: Annotated[str, typer.Option(help="occlusion, recanalization or clot-regions.")],
-    truth: Annotated[
-        Path | None, typer.Option(help="Truth CSV: the predictions' format with 'label' columns.")
+    task: TaskOption,
+    truth: TruthOption = None,
+    dataset: DatasetOption = None,
+    split: SplitOption = None,
+    partition: PartitionOption = None,
+    bootstrap: BootstrapOption = 1000,
+    seed: SeedOption = 0,
+    threshold: ThresholdOption = 0.5,
+    allow_missing: MissingOption = False,
+    name: Annotated[
+        str | None, typer.Option(help="Record the run on the leaderboard under this name.")
     ] = None,
-    dataset: Annotated[Path | None, typer.Option(help="Derive the truth from this dataset instead.")] = None,
-    split: Annotated[Path | None, typer.Option(help="With --dataset: a split file.")] = None,
-    partition: Annotated[
-        str | None, typer.Option(help="With --split: test, train, val or foldK (its validation patients).")
+    leaderboard: Annotated[
+        Path | None,
+        typer.Option(help="Leaderboard file (default: leaderboard.jsonl beside the predictions)."),
     ] = None,
-    bootstrap: Annotated[
-        int, typer.Option(min=0, help="Bootstrap resamples for the 95% CIs (0: none).")
-    ] = 1000,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")] = 0,
-    threshold: Annotated[
-        float, typer.Option(min=0, max=1, help="Decision threshold on probabilities.")
-    ] = 0.5,
-    allow_missing: Annotated[
-        bool, typer.Option("--allow-missing", help="Score patients without a prediction as wrong.")
-    ] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the scores as JSON.")] = None,
+    jobs: JobsOption = None,
+    json_out: JsonOption = None,
+    markdown: MarkdownOption = False,
 ) -> None:
-    """Score a predictions file against the truth: metrics with 95% bootstrap confidence intervals."""
+    """Score a predictions file against the truth: metrics with 95% bootstrap confidence intervals.
+
+    With a fold column, also per-fold metrics and their mean +- std; with a model column, one report
+    per model. --json writes one report object, or a list of them with a model column.
+    """
     from strokedata.io import atomic_write_text
     from strokemodels.benchmark import TASKS, score_files
+    from strokemodels.benchmark.leaderboard import entries_from, record
 
-    if task not in TASKS:
-        render.error(f"unknown task '{task}'; choose one of {', '.join(TASKS)}")
+    _check_task(task)
+    if leaderboard is not None and name is None:
+        render.error("--leaderboard records a run: give it a --name")
         raise typer.Exit(EXIT_USAGE)
     with library_errors():
-        report = score_files(
+        reports = score_files(
             task,
             predictions,
             truth=truth,
@@ -91,10 +126,96 @@ def score(
             bootstrap=bootstrap,
             seed=seed,
             allow_missing=allow_missing,
+            replicates=name is not None,
+            workers=jobs,
         )
-    render.render_scores(report, TASKS[task])
+        if name is not None:
+            board = leaderboard or predictions.parent / "leaderboard.jsonl"
+            record(board, entries_from(reports, name, predictions))
+    if markdown:
+        render.plain(render.markdown_scores(reports, TASKS[task]))
+    else:
+        for report in reports:
+            render.render_scores(report, TASKS[task])
+    if name is not None:
+        render.note(f"recorded {len(reports)} run(s) as '{name}' in {board}")
+    if json_out is not None:
+        dumped = [report.model_dump(mode="json") for report in reports]
+        atomic_write_text(json_out, json.dumps(dumped if len(reports) > 1 else dumped[0], indent=2) + "\n")
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="Predictions CSV of model A (one model).")],
+    b: Annotated[Path, typer.Argument(help="Predictions CSV of model B, on the same patients.")],
+    task: TaskOption,
+    truth: TruthOption = None,
+    dataset: DatasetOption = None,
+    split: SplitOption = None,
+    partition: PartitionOption = None,
+    bootstrap: BootstrapOption = 1000,
+    seed: SeedOption = 0,
+    threshold: ThresholdOption = 0.5,
+    allow_missing: MissingOption = False,
+    jobs: JobsOption = None,
+    json_out: JsonOption = None,
+    markdown: MarkdownOption = False,
+) -> None:
+    """Compare two models on the same patients: B - A with paired bootstrap CIs, McNemar and DeLong."""
+    from strokedata.io import atomic_write_text
+    from strokemodels.benchmark.compare import compare_files
+
+    _check_task(task)
+    with library_errors():
+        report = compare_files(
+            task,
+            a,
+            b,
+            truth=truth,
+            dataset=dataset,
+            split=split,
+            partition=partition,
+            threshold=threshold,
+            bootstrap=bootstrap,
+            seed=seed,
+            allow_missing=allow_missing,
+            workers=jobs,
+        )
+    if markdown:
+        render.plain(render.markdown_compare(report))
+    else:
+        render.render_compare(report)
     if json_out is not None:
         atomic_write_text(json_out, report.model_dump_json(indent=2) + "\n")
+
+
+@app.command(name="leaderboard")
+def show_leaderboard(
+    task: TaskOption,
+    leaderboard: Annotated[
+        Path, typer.Option(help="Leaderboard file written by strokebench score --name.")
+    ] = Path("leaderboard.jsonl"),
+    json_out: JsonOption = None,
+    markdown: MarkdownOption = False,
+) -> None:
+    """Show the recorded runs of a task beside its published baselines, best primary metric first."""
+    from strokedata.io import atomic_write_text
+    from strokemodels.benchmark import TASKS
+    from strokemodels.benchmark.leaderboard import leaderboard as rows_of
+    from strokemodels.benchmark.leaderboard import leaderboard_json, read_leaderboard
+
+    _check_task(task)
+    with library_errors():
+        entries = read_leaderboard(leaderboard)
+    rows = rows_of(task, entries)
+    if not any(e.task == task for e in entries):
+        render.note(f"no recorded run of {task} in {leaderboard}; record one with strokebench score --name")
+    if markdown:
+        render.plain(render.markdown_leaderboard(rows, TASKS[task]))
+    else:
+        render.render_leaderboard(rows, TASKS[task])
+    if json_out is not None:
+        atomic_write_text(json_out, leaderboard_json(rows))
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,26 @@ def regions_from_clot(clot: np.ndarray, atlas: np.ndarray) -> np.ndarray:
     values = np.asarray(atlas[clot > 0])
     values = values[(values >= 0) & (values < N_REGIONS)].astype(np.intp)
     return (np.bincount(values, minlength=N_REGIONS) > 0).astype(np.uint8)
+
+
+def regions_by_slice(clot: np.ndarray, atlas: np.ndarray) -> np.ndarray:
+    """Return a (slices, 15) 0/1 array (uint8): row z lists the atlas regions holding clot in slice z.
+
+    Slices are indices along the third voxel axis, as stored; the union of the rows is
+    ``regions_from_clot``.
+
+    >>> regions_by_slice(np.array([[[0, 1]]]), np.array([[[3, 4]]])).nonzero()
+    (array([1]), array([4]))
+    """
+    if clot.shape != atlas.shape or clot.ndim != 3:
+        raise ValueError(f"CLOT shape {clot.shape} and ATLAS shape {atlas.shape} must be the same 3D shape")
+    where = clot > 0
+    values = np.asarray(atlas[where])
+    slices = np.nonzero(where)[2]
+    keep = (values >= 0) & (values < N_REGIONS)
+    result = np.zeros((clot.shape[2], N_REGIONS), dtype=np.uint8)
+    result[slices[keep], values[keep].astype(np.intp)] = 1
+    return result
 
 
 def occluded_side_from_tmax(tmax: np.ndarray, affine: np.ndarray) -> OcclusionSide:
@@ -66,13 +88,38 @@ class RegionDerivationError(StrokedataError):
     """A patient's clot regions cannot be derived (unreadable or mismatched CLOT / ATLAS)."""
 
 
+@contextmanager
+def _naming(patient_id: str) -> Iterator[None]:
+    """Turn a failure to read or match a patient's CLOT and ATLAS into a RegionDerivationError."""
+    try:
+        yield
+    except (ImageReadError, OSError, ValueError) as error:
+        raise RegionDerivationError(f"{patient_id}: {error}; run `strokedata validate`") from None
+
+
+def _clot_and_atlas(folder: Path, manifest: PatientManifest) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return a patient's CLOT and its ATLAS rounded to integers, or None when it lacks either."""
+    if Modality.CLOT not in manifest.images or Modality.ATLAS not in manifest.images:
+        return None
+    clot = read_volume(folder / manifest.images[Modality.CLOT], _VOXEL_LIMIT).scaled()
+    atlas = read_volume(folder / manifest.images[Modality.ATLAS], _VOXEL_LIMIT).scaled()
+    return clot, np.rint(atlas)
+
+
 def patient_regions_job(job: tuple[Path, PatientManifest]) -> tuple[str, list[int] | None]:
     """Return (patient id, patient_regions) for an executor; RegionDerivationError names the patient."""
     folder, manifest = job
-    try:
+    with _naming(manifest.patient_id):
         return manifest.patient_id, patient_regions(folder, manifest)
-    except (ImageReadError, OSError, ValueError) as error:
-        raise RegionDerivationError(f"{manifest.patient_id}: {error}; run `strokedata validate`") from None
+
+
+def slice_regions_job(job: tuple[Path, PatientManifest]) -> tuple[str, np.ndarray | None]:
+    """Return (patient id, its (slices, 15) regions_by_slice) for an executor, None without CLOT or
+    ATLAS; RegionDerivationError names the patient."""
+    folder, manifest = job
+    with _naming(manifest.patient_id):
+        images = _clot_and_atlas(folder, manifest)
+        return manifest.patient_id, None if images is None else regions_by_slice(*images)
 
 
 def patient_regions(folder: Path, manifest: PatientManifest) -> list[int] | None:
@@ -83,8 +130,5 @@ def patient_regions(folder: Path, manifest: PatientManifest) -> list[int] | None
     """
     if manifest.labels.regions is not None:
         return list(manifest.labels.regions)
-    if Modality.CLOT not in manifest.images or Modality.ATLAS not in manifest.images:
-        return None
-    clot = read_volume(folder / manifest.images[Modality.CLOT], _VOXEL_LIMIT).scaled()
-    atlas = read_volume(folder / manifest.images[Modality.ATLAS], _VOXEL_LIMIT).scaled()
-    return [int(v) for v in regions_from_clot(clot, np.rint(atlas))]
+    images = _clot_and_atlas(folder, manifest)
+    return None if images is None else [int(v) for v in regions_from_clot(*images)]

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as sk
 
-from strokemodels.benchmark import TASKS, PredictionFileError, ScoringError, score, score_files
+from strokemodels.benchmark import TASKS, PredictionFileError, Rows, ScoringError, score, score_files
 
 OCCLUSION = ["ICA-T", "M1", "M2"]
 TABLE_000 = {  # confusion matrices of 000 (rows truth, columns prediction) and its Table 2
@@ -21,14 +21,14 @@ TABLE_000 = {  # confusion matrices of 000 (rows truth, columns prediction) and 
 }
 
 
-def _rows_from_confusion(matrix: list[list[int]]) -> tuple[dict[str, object], dict[str, object]]:
+def _rows_from_confusion(matrix: list[list[int]]) -> tuple[Rows, Rows]:
     truth, predicted, index = {}, {}, 0
     for i, row in enumerate(matrix):
         for j, count in enumerate(row):
             for _ in range(count):
                 truth[f"p{index:04d}"], predicted[f"p{index:04d}"] = OCCLUSION[i], OCCLUSION[j]
                 index += 1
-    return truth, predicted
+    return Rows(truth), Rows(predicted)
 
 
 @pytest.mark.parametrize("model", sorted(TABLE_000))
@@ -49,8 +49,8 @@ def test_the_confusion_matrices_of_000_reproduce_its_table(model: str) -> None:
 @settings(max_examples=40)
 @given(st.lists(st.tuples(st.sampled_from(OCCLUSION), st.sampled_from(OCCLUSION)), min_size=1, max_size=80))
 def test_occlusion_metrics_agree_with_scikit_learn(pairs: list[tuple[str, str]]) -> None:
-    truth = {f"p{i}": t for i, (t, _) in enumerate(pairs)}
-    predicted = {f"p{i}": p for i, (_, p) in enumerate(pairs)}
+    truth = Rows({f"p{i}": t for i, (t, _) in enumerate(pairs)})
+    predicted = Rows({f"p{i}": p for i, (_, p) in enumerate(pairs)})
     report = score("occlusion", predicted, truth, bootstrap=0)
     y, z = [t for t, _ in pairs], [p for _, p in pairs]
     assert abs(report.metrics["accuracy"].value - sk.accuracy_score(y, z)) < 1e-9  # type: ignore[operator]
@@ -89,8 +89,11 @@ def test_occlusion_metrics_agree_with_scikit_learn(pairs: list[tuple[str, str]])
 def test_recanalization_metrics_agree_with_scikit_learn(
     rows: list[tuple[bool, float]], threshold: float
 ) -> None:
-    truth = {f"p{i}": int(t) for i, (t, _) in enumerate(rows)}
-    predicted = {f"p{i}": (p, int(p >= threshold)) for i, (_, p) in enumerate(rows)}
+    truth = Rows({f"p{i}": int(t) for i, (t, _) in enumerate(rows)})
+    predicted = Rows(
+        {f"p{i}": int(p >= threshold) for i, (_, p) in enumerate(rows)},
+        scores={f"p{i}": (p,) for i, (_, p) in enumerate(rows)},
+    )
     report = score("recanalization", predicted, truth, bootstrap=0)
     y = [int(t) for t, _ in rows]
     probabilities = [p for _, p in rows]
@@ -114,8 +117,8 @@ def test_clot_region_metrics_agree_with_scikit_learn(seed: int, n: int) -> None:
     z = (rng.uniform(size=(n, 15)) < 0.15).astype(int)
     report = score(
         "clot-regions",
-        {f"p{i}": z[i].tolist() for i in range(n)},
-        {f"p{i}": y[i].tolist() for i in range(n)},
+        Rows({f"p{i}": tuple(z[i].tolist()) for i in range(n)}),
+        Rows({f"p{i}": tuple(y[i].tolist()) for i in range(n)}),
         bootstrap=0,
     )
     assert abs(report.metrics["micro_f1"].value - sk.f1_score(y, z, average="micro", zero_division=0)) < 1e-9  # type: ignore[operator]
@@ -131,36 +134,38 @@ def test_clot_region_metrics_agree_with_scikit_learn(seed: int, n: int) -> None:
 def test_bootstrap_is_seeded_order_free_and_brackets_accuracy(
     pairs: list[tuple[str, str]], seed: int
 ) -> None:
-    truth = {f"p{i}": t for i, (t, _) in enumerate(pairs)}
+    truth = Rows({f"p{i}": t for i, (t, _) in enumerate(pairs)})
     predicted = {f"p{i}": p for i, (_, p) in enumerate(pairs)}
-    first = score("occlusion", predicted, truth, bootstrap=300, seed=seed)
+    first = score("occlusion", Rows(predicted), truth, bootstrap=300, seed=seed)
     items = list(predicted.items())
     random.Random(seed).shuffle(items)
-    second = score("occlusion", dict(items), truth, bootstrap=300, seed=seed)
+    second = score("occlusion", Rows(dict(items)), truth, bootstrap=300, seed=seed)
     assert first == second
     accuracy = first.metrics["accuracy"]
     assert accuracy.ci95 is not None and accuracy.ci95[0] <= accuracy.value <= accuracy.ci95[1]  # type: ignore[operator]
 
 
 def test_perfect_predictions_score_one() -> None:
-    truth = {f"p{i}": OCCLUSION[i % 3] for i in range(30)}
+    truth = Rows({f"p{i}": OCCLUSION[i % 3] for i in range(30)})
     report = score("occlusion", truth, truth, bootstrap=100)
     assert all(v.value == 1.0 for v in report.metrics.values())
     assert report.metrics["accuracy"].ci95 == (1.0, 1.0)
     labels = {f"p{i}": i % 2 for i in range(20)}
-    perfect = {pid: (float(label), label) for pid, label in labels.items()}
-    assert all(v.value == 1.0 for v in score("recanalization", perfect, labels, bootstrap=0).metrics.values())
+    perfect = Rows(labels, scores={pid: (float(label),) for pid, label in labels.items()})
+    recanalization = score("recanalization", perfect, Rows(labels), bootstrap=50)
+    assert all(v.value == 1.0 and v.ci95 == (1.0, 1.0) for v in recanalization.metrics.values())
 
 
 def test_missing_and_unknown_patients(tmp_path: Path) -> None:
-    truth = {f"p{i}": OCCLUSION[i % 3] for i in range(10)}
-    partial = {pid: label for pid, label in truth.items() if pid != "p3"}
+    labels = {f"p{i}": OCCLUSION[i % 3] for i in range(10)}
+    truth = Rows(labels)
+    partial = Rows({pid: label for pid, label in labels.items() if pid != "p3"})
     with pytest.raises(ScoringError, match="p3"):
         score("occlusion", partial, truth)
     report = score("occlusion", partial, truth, allow_missing=True, bootstrap=0)
     assert report.missing_scored_as_wrong == 1 and report.metrics["accuracy"].value == 0.9
     with pytest.raises(ScoringError, match="p99"):
-        score("occlusion", {**truth, "p99": "M1"}, truth)
+        score("occlusion", Rows({**labels, "p99": "M1"}), truth)
 
 
 def test_bad_prediction_files_list_every_problem(tmp_path: Path) -> None:
@@ -226,7 +231,7 @@ def test_truth_from_a_phantom_dataset_and_a_split_partition(tmp_path: Path) -> N
         for pid, m in manifests.items()
     ]
     (tmp_path / "regions.csv").write_text("\n".join(lines) + "\n")
-    perfect = score_files("clot-regions", tmp_path / "regions.csv", dataset=root, bootstrap=0)
+    [perfect] = score_files("clot-regions", tmp_path / "regions.csv", dataset=root, bootstrap=0)
     assert perfect.n == 12 and perfect.metrics["micro_f1"].value == 1.0
     occlusion = tmp_path / "occlusion.csv"
     occlusion.write_text("patient_id,prediction\n" + "".join(f"{pid},M1\n" for pid in manifests))

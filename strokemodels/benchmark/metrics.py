@@ -51,38 +51,30 @@ def binary_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def roc_auc(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Return ROC-AUC of (..., n) binary truth and scores (Mann-Whitney, ties half); NaN with one class."""
+def roc_auc(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Return ROC-AUC (Mann-Whitney, ties counting half) of (n,) binary truth and scores.
+
+    Without ``weights``, a 0-d array. With ``weights`` of shape (B, n), patient multiplicities such as
+    bootstrap resamples, one AUC per row, shape (B,). NaN where positives or negatives weigh nothing.
+    """
     truth = np.asarray(truth, dtype=bool)
     scores = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(scores, axis=-1, kind="stable")
-    sorted_scores = np.take_along_axis(scores, order, axis=-1)
-    ranks_sorted = _average_ranks(sorted_scores)
-    ranks = np.empty_like(ranks_sorted)
-    np.put_along_axis(ranks, order, ranks_sorted, axis=-1)
-    positives = truth.sum(axis=-1)
-    negatives = truth.shape[-1] - positives
-    rank_sum = (ranks * truth).sum(axis=-1)
-    auc = (rank_sum - positives * (positives + 1) / 2) / np.where(
-        positives * negatives > 0, positives * negatives, 1
-    )
-    return np.where(positives * negatives > 0, auc, np.nan)
-
-
-def _average_ranks(sorted_values: np.ndarray) -> np.ndarray:
-    """Return 1-based ranks of values sorted along the last axis, ties sharing their average rank."""
-    n = sorted_values.shape[-1]
-    positions = np.broadcast_to(np.arange(1, n + 1, dtype=np.float64), sorted_values.shape)
-    new_value = np.ones(sorted_values.shape, dtype=bool)
-    new_value[..., 1:] = sorted_values[..., 1:] != sorted_values[..., :-1]
-    run_id = np.cumsum(new_value, axis=-1) - 1
-    rows = np.arange(int(np.prod(sorted_values.shape[:-1])), dtype=np.int64).reshape(
-        (*sorted_values.shape[:-1], 1)
-    )
-    flat_runs = (run_id + n * rows).ravel()
-    sums = np.bincount(flat_runs, weights=positions.ravel(), minlength=int(flat_runs.max()) + 1)
-    counts = np.bincount(flat_runs, minlength=int(flat_runs.max()) + 1)
-    return np.asarray((sums / np.maximum(counts, 1))[flat_runs].reshape(sorted_values.shape))
+    n = truth.shape[0]
+    rows = np.ones((1, n)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1, n)
+    if n == 0:
+        auc = np.full(rows.shape[0], np.nan)
+        return auc[0] if weights is None else auc
+    order = np.argsort(scores, kind="stable")
+    ranked = scores[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # runs of tied scores
+    ordered = rows[:, order]
+    positives = np.add.reduceat(ordered * truth[order], starts, axis=1)
+    negatives = np.add.reduceat(ordered * ~truth[order], starts, axis=1)
+    below = np.cumsum(negatives, axis=1) - negatives
+    pairs = positives.sum(axis=1) * negatives.sum(axis=1)
+    wins = (positives * (below + 0.5 * negatives)).sum(axis=1)
+    auc = np.where(pairs > 0, wins / np.where(pairs > 0, pairs, 1.0), np.nan)
+    return auc[0] if weights is None else auc
 
 
 def multilabel_metrics(

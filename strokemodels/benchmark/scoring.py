@@ -1,26 +1,33 @@
-"""``score``: a predictions file against the truth, with seeded bootstrap 95% confidence intervals.
+"""``score``: predictions against the truth, with seeded bootstrap 95% confidence intervals.
 
-Resampling patients with replacement leaves confusion-based metrics depending only on how many
-patients fall in each (truth, prediction) cell, so a resample is a multinomial draw over the cells: exact
-in distribution, and fast for millions of rows. ROC-AUC needs the scores themselves and resamples
-patient indices.
+Every metric is computed once on all patients (pooled), then on each fold when the predictions carry a
+``fold`` column (mean and sample standard deviation over folds, as papers report cross-validation),
+and on ``bootstrap`` resamples of the patients for its 95% percentile interval.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from strokedata.errors import StrokedataError
-from strokedata.manifest import N_REGIONS
-from strokemodels.benchmark.files import REGION_COLUMNS, read_rows
-from strokemodels.benchmark.metrics import binary_metrics, confusion_metrics, multilabel_metrics, roc_auc
+from strokemodels.benchmark.errors import ScoringError
+from strokemodels.benchmark.evidence import (
+    Evidence,
+    bootstrap_metrics,
+    metrics_at,
+    paired_metrics,
+    point_metrics,
+)
+from strokemodels.benchmark.files import Rows, read_table
+from strokemodels.benchmark.pairing import build_evidence, check_patients, core_metrics
 from strokemodels.benchmark.tasks import TASKS, TaskCard
 
-_AUC_CHUNK = 64  # resamples scored at once for ROC-AUC (memory: chunk x n)
 _CONFIG = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -42,25 +49,52 @@ class ConfusionMatrix(BaseModel):
     matrix: list[list[int]]
 
 
+class FoldScore(BaseModel):
+    """The headline metrics of one fold's patients."""
+
+    model_config = _CONFIG
+
+    fold: str
+    n: int
+    metrics: dict[str, float | None]
+
+
 class ScoreReport(BaseModel):
-    """The scores of one predictions file: what other tools read from ``strokebench score --json``."""
+    """The scores of one model: what other tools read from ``strokebench score --json``."""
 
     model_config = _CONFIG
 
     task: str
-    n: int
+    model: str | None = Field(default=None, description="the model column's value, when the file has one")
+    n: int = Field(description="patients scored")
+    unit: Literal["patient", "slice"] = "patient"
+    n_units: int = Field(description="rows scored: patients, or slices at slice level")
     metrics: dict[str, MetricValue]
     confusion_matrix: ConfusionMatrix | None = None
-    per_fold: list[dict[str, float | None]] | None = None
+    per_fold: list[FoldScore] | None = None
+    fold_mean_std: dict[str, tuple[float | None, float | None]] | None = Field(
+        default=None, description="headline metric -> (mean, sample std) over folds"
+    )
     bootstrap: int = Field(description="resamples behind each ci95 (0: none)")
     seed: int
-    missing_scored_as_wrong: int = 0
+    missing_scored_as_wrong: int = Field(default=0, description="units without a prediction, scored as wrong")
     unlabelled_not_scored: int = Field(default=0, description="dataset patients without the task's label")
+    truth_fingerprint: str = Field(description="sha256 of the truth scored against: runs rank only on one")
     policies: dict[str, str]
+    replicates: tuple[float, ...] | None = Field(
+        default=None,
+        exclude=True,
+        description="the primary metric on each paired resample (resample_weights), for rank stability",
+    )
 
 
-class ScoringError(StrokedataError):
-    """Predictions and truth do not match (missing or unknown patients)."""
+def headline(task: TaskCard, metrics: Collection[str]) -> list[str]:
+    """Return the task's headline metrics present in ``metrics`` (one-vs-rest AUC when scored)."""
+    return [name for name in [*task.metrics, "roc_auc_ovr"] if name in metrics]
+
+
+def _finite(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 12)
 
 
 def _interval(samples: np.ndarray) -> tuple[float, float] | None:
@@ -71,151 +105,184 @@ def _interval(samples: np.ndarray) -> tuple[float, float] | None:
     return float(low), float(high)
 
 
-def _metric_values(
-    point: dict[str, np.ndarray], resampled: dict[str, np.ndarray] | None
-) -> dict[str, MetricValue]:
-    values = {}
-    for name, value in point.items():
-        estimate = float(value)
-        values[name] = MetricValue(
-            value=None if np.isnan(estimate) else round(estimate, 12),
-            ci95=None if resampled is None else _interval(resampled[name]),
-        )
-    return values
+def _fold_key(fold: str) -> tuple[int, int, str]:
+    return (0, int(fold), "") if fold.isdigit() else (1, 0, fold)
 
 
-def _cell_bootstrap(cells: np.ndarray, bootstrap: int, seed: int) -> np.ndarray:
-    """Return (bootstrap, cells) counts: patients resampled with replacement, drawn per cell."""
-    total = int(cells.sum())
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(total, cells / max(total, 1), size=bootstrap)
+def _folds(
+    task: TaskCard, evidence: Evidence, folds: dict[str, str]
+) -> tuple[list[FoldScore], dict[str, tuple[float | None, float | None]]]:
+    """Return each fold's headline metrics and their (mean, sample std) over folds."""
+    of = [folds.get(pid) for pid in evidence.patients]
+    names = sorted({fold for fold in of if fold is not None}, key=_fold_key)
+    weights = np.array([[fold == name for fold in of] for name in names], dtype=np.float64)
+    values = metrics_at(evidence, weights)
+    wanted = headline(task, values)
+    per_fold = [
+        FoldScore(fold=name, n=int(weights[j].sum()), metrics={m: _finite(values[m][j]) for m in wanted})
+        for j, name in enumerate(names)
+    ]
+    summary = {}
+    for metric in wanted:
+        finite = values[metric][np.isfinite(values[metric])]
+        mean = _finite(finite.mean()) if finite.size else None
+        std = _finite(finite.std(ddof=1)) if finite.size > 1 else None
+        summary[metric] = (mean, std)
+    return per_fold, summary
 
 
-def _pair(
-    truth: dict[str, object], predicted: dict[str, object], allow_missing: bool
-) -> tuple[list[str], int]:
-    """Return the patients to score (the truth's, sorted) and how many lack a prediction."""
-    unknown = sorted(set(predicted) - set(truth))
-    missing = sorted(set(truth) - set(predicted))
-    if unknown:
-        raise ScoringError(
-            f"{len(unknown)} predicted patient(s) are not in the truth: "
-            f"{', '.join(unknown[:20])}{' ...' if len(unknown) > 20 else ''}"
-        )
-    if missing and not allow_missing:
-        raise ScoringError(
-            f"{len(missing)} patient(s) of the truth have no prediction: "
-            f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}; "
-            "add them, or pass --allow-missing to score them as wrong"
-        )
-    return sorted(truth), len(missing)
+def _confusion(task: TaskCard, evidence: Evidence) -> ConfusionMatrix | None:
+    if task.name not in ("occlusion", "recanalization"):
+        return None
+    k = len(task.classes)
+    counts = np.bincount(evidence.cells, minlength=k * k).reshape(k, k)
+    return ConfusionMatrix(labels=task.classes, matrix=counts.tolist())
 
 
-def _score_occlusion(
+def truth_fingerprint(task: TaskCard, truth: Rows) -> str:
+    """Return the sha256 of a task's truth: patients, labels, slices, and the bytes of core masks."""
+    digest = hashlib.sha256(task.name.encode())
+    for pid, value in sorted(truth.values.items()):
+        digest.update(f"\n{pid}\t".encode())
+        if isinstance(value, Path):
+            digest.update(hashlib.sha256(value.read_bytes()).digest())
+        elif isinstance(value, dict):
+            digest.update(repr(sorted(value.items())).encode())
+        else:
+            digest.update(repr(value).encode())
+    return digest.hexdigest()
+
+
+def evaluate(
     task: TaskCard,
-    ids: list[str],
-    truth: dict[str, object],
-    predicted: dict[str, object],
-    bootstrap: int,
-    seed: int,
-) -> tuple[dict[str, MetricValue], ConfusionMatrix]:
-    classes = task.classes
-    cells = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    for pid in ids:
-        row = classes.index(str(truth[pid]))
-        wrong = classes[(row + 1) % len(classes)]  # a missing prediction is scored as a wrong class
-        cells[row, classes.index(str(predicted.get(pid, wrong)))] += 1
-    resampled = None
-    if bootstrap:
-        draws = _cell_bootstrap(cells.ravel(), bootstrap, seed).reshape(bootstrap, *cells.shape)
-        resampled = confusion_metrics(draws, classes)
-    return _metric_values(confusion_metrics(cells, classes), resampled), ConfusionMatrix(
-        labels=classes, matrix=cells.tolist()
-    )
-
-
-def _score_recanalization(
-    ids: list[str], truth: dict[str, object], predicted: dict[str, object], bootstrap: int, seed: int
-) -> tuple[dict[str, MetricValue], ConfusionMatrix]:
-    labels = np.array([int(truth[pid]) for pid in ids])  # type: ignore[call-overload]
-    worst = {pid: (1.0 - labels[i], 1 - int(labels[i])) for i, pid in enumerate(ids)}
-    pairs = [predicted.get(pid, worst[pid]) for pid in ids]
-    probabilities = np.array([float(p[0]) for p in pairs])  # type: ignore[index]
-    decisions = np.array([int(p[1]) for p in pairs])  # type: ignore[index]
-    cells = np.zeros((2, 2), dtype=np.int64)
-    np.add.at(cells, (labels, decisions), 1)
-    point = {"roc_auc": roc_auc(labels, probabilities), **binary_metrics(cells)}
-    resampled = None
-    if bootstrap:
-        draws = _cell_bootstrap(cells.ravel(), bootstrap, seed).reshape(bootstrap, 2, 2)
-        rng = np.random.default_rng(seed + 1)
-        aucs = []
-        for start in range(0, bootstrap, _AUC_CHUNK):
-            index = rng.integers(0, len(ids), size=(min(_AUC_CHUNK, bootstrap - start), len(ids)))
-            aucs.append(roc_auc(labels[index], probabilities[index]))
-        resampled = {"roc_auc": np.concatenate(aucs), **binary_metrics(draws)}
-    return _metric_values(point, resampled), ConfusionMatrix(labels=["0", "1"], matrix=cells.tolist())
-
-
-def _score_regions(
-    ids: list[str], truth: dict[str, object], predicted: dict[str, object], bootstrap: int, seed: int
-) -> dict[str, MetricValue]:
-    truth_bits = {pid: list(truth[pid]) for pid in ids}  # type: ignore[call-overload]
-    true = np.array([truth_bits[pid] for pid in ids]) > 0
-    worst = {pid: [1 - int(b) for b in truth_bits[pid]] for pid in ids}  # missing: every region wrong
-    pred = np.array([predicted.get(pid, worst[pid]) for pid in ids]) > 0
-    rows = np.concatenate([true, pred], axis=1)
-    unique, inverse = np.unique(rows, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    counts = np.bincount(inverse, minlength=len(unique))
-    t, p = unique[:, :N_REGIONS], unique[:, N_REGIONS:]
-    stats = np.stack([t & p, ~t & p, t & ~p, ~t & ~p], axis=0).astype(np.float64)  # (4, U, L)
-    exact = np.stack([(t == p).all(axis=1), np.ones(len(unique), dtype=bool)], axis=1).astype(np.float64)
-
-    def metrics(weights: np.ndarray) -> dict[str, np.ndarray]:
-        totals = np.einsum("...u,kul->k...l", weights, stats)
-        return multilabel_metrics(totals[0], totals[1], totals[2], totals[3], weights @ exact, REGION_COLUMNS)
-
-    point = metrics(counts.astype(np.float64))
-    resampled = metrics(_cell_bootstrap(counts, bootstrap, seed).astype(np.float64)) if bootstrap else None
-    return _metric_values(point, resampled)
+    predicted: Rows,
+    truth: Rows,
+    *,
+    allow_missing: bool = False,
+    model: str | None = None,
+    workers: int | None = None,
+) -> tuple[Evidence, int]:
+    """Return (the Evidence of ``predicted`` against ``truth``, units scored as wrong for lack of a
+    prediction). Raises ScoringError when patients are unknown, or missing without ``allow_missing``."""
+    if not truth.values:
+        raise ScoringError("the truth holds no patient to score")
+    missing = check_patients(truth, predicted, allow_missing, model)
+    core = core_metrics(truth, predicted, workers) if task.name == "core" else None
+    return build_evidence(task, truth, predicted, core), missing
 
 
 def score(
     task_name: str,
-    predicted: dict[str, object],
-    truth: dict[str, object],
+    predicted: Rows,
+    truth: Rows,
     *,
     bootstrap: int = 1000,
     seed: int = 0,
     allow_missing: bool = False,
+    model: str | None = None,
+    replicates: bool = False,
+    workers: int | None = None,
 ) -> ScoreReport:
-    """Return the scores of predictions against truth ({patient_id: value}, as files.read_rows gives).
+    """Return the scores of one model's predictions against the truth.
 
-    Raises ScoringError when patients are unknown, or missing without ``allow_missing``.
+    With ``replicates``, the report also holds the primary metric on each paired resample (for the
+    leaderboard's rank stability). Raises ScoringError when patients are unknown, or missing without
+    ``allow_missing``, and when a core mask is unreadable or on another grid.
     """
     task = TASKS[task_name]
-    if task_name == "core":
-        raise ScoringError("the core task is not scored yet (segmentation metrics are still to come)")
-    ids, missing = _pair(truth, predicted, allow_missing)
-    if not ids:
-        raise ScoringError("the truth holds no patient to score")
-    scorers: dict[str, Callable[[], tuple[dict[str, MetricValue], ConfusionMatrix | None]]] = {
-        "occlusion": lambda: _score_occlusion(task, ids, truth, predicted, bootstrap, seed),
-        "recanalization": lambda: _score_recanalization(ids, truth, predicted, bootstrap, seed),
-        "clot-regions": lambda: (_score_regions(ids, truth, predicted, bootstrap, seed), None),
-    }
-    metrics, confusion = scorers[task_name]()
+    evidence, missing = evaluate(
+        task, predicted, truth, allow_missing=allow_missing, model=model, workers=workers
+    )
+    point = point_metrics(evidence)
+    resampled = bootstrap_metrics(evidence, bootstrap, seed) if bootstrap else None
+    names = headline(task, point)
+    ordered = names + [name for name in point if name not in names]
+    per_fold, fold_summary = _folds(task, evidence, predicted.folds) if predicted.folds else (None, None)
+    paired = None
+    if replicates and bootstrap:
+        paired = paired_metrics([evidence], bootstrap, seed)[0][task.primary]
     return ScoreReport(
         task=task_name,
-        n=len(ids),
-        metrics=metrics,
-        confusion_matrix=confusion,
+        model=model,
+        n=evidence.n,
+        unit="slice" if truth.slice_level else "patient",
+        n_units=len(evidence.cells),
+        metrics={
+            name: MetricValue(
+                value=_finite(point[name]), ci95=None if resampled is None else _interval(resampled[name])
+            )
+            for name in ordered
+        },
+        confusion_matrix=_confusion(task, evidence),
+        per_fold=per_fold,
+        fold_mean_std=fold_summary,
         bootstrap=bootstrap,
         seed=seed,
         missing_scored_as_wrong=missing,
+        truth_fingerprint=truth_fingerprint(task, truth),
         policies=task.policies,
+        replicates=None if paired is None else tuple(round(float(v), 9) for v in paired),
     )
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What a scoring run reads: the truth, each file's models, the patients left unlabelled."""
+
+    task: TaskCard
+    truth: Rows
+    files: list[dict[str | None, Rows]]
+    unlabelled: list[str]
+
+
+def _without(rows: Rows, left_out: set[str]) -> Rows:
+    """Return ``rows`` without the patients in ``left_out``."""
+    return Rows(
+        {pid: v for pid, v in rows.values.items() if pid not in left_out},
+        {pid: v for pid, v in rows.scores.items() if pid not in left_out},
+        {pid: v for pid, v in rows.folds.items() if pid not in left_out},
+        rows.slice_level,
+    )
+
+
+def load_scoring(
+    task_name: str,
+    predictions: Sequence[Path],
+    *,
+    truth: Path | None = None,
+    dataset: Path | None = None,
+    split: Path | None = None,
+    partition: str | None = None,
+    threshold: float = 0.5,
+    workers: int | None = None,
+) -> Scoring:
+    """Return each predictions file's models and the truth, from a truth CSV or derived from a dataset
+    (optionally one partition of a split); patients lacking the task's label are left out of both.
+
+    Raises ScoringError for a wrong combination of sources, PredictionFileError for bad files.
+    """
+    from strokemodels.benchmark.truth import truth_from_dataset
+
+    if (
+        (truth is None) == (dataset is None)
+        or (split is None) != (partition is None)
+        or (split and not dataset)
+    ):
+        raise ScoringError("give a truth file or a dataset (with a split file and a partition to score one)")
+    task = TASKS[task_name]
+    files = [read_table(path, task, "prediction", threshold) for path in predictions]
+    slice_level = next(iter(files[0].values())).slice_level
+    unlabelled: list[str] = []
+    if truth is not None:
+        truths = read_table(truth, task, "label")[None]
+    else:
+        assert dataset is not None  # checked above
+        truths, unlabelled = truth_from_dataset(
+            task_name, dataset, split, partition, slice_level=slice_level, jobs=workers
+        )
+        left_out = set(unlabelled)
+        files = [{model: _without(rows, left_out) for model, rows in found.items()} for found in files]
+    return Scoring(task, truths, files, unlabelled)
 
 
 def score_files(
@@ -230,28 +297,32 @@ def score_files(
     bootstrap: int = 1000,
     seed: int = 0,
     allow_missing: bool = False,
-) -> ScoreReport:
-    """Return the scores of a predictions CSV against a truth CSV, or against the truth derived from a
-    dataset (optionally one partition of a split); patients lacking the task's label are not scored.
-
-    Raises ScoringError for a wrong combination of sources, PredictionFileError for bad files.
-    """
-    from strokemodels.benchmark.truth import truth_from_dataset
-
-    if (
-        (truth is None) == (dataset is None)
-        or (split is None) != (partition is None)
-        or (split and not dataset)
-    ):
-        raise ScoringError("give a truth file or a dataset (with a split file and a partition to score one)")
-    task = TASKS[task_name]
-    predicted = read_rows(predictions, task, "prediction", threshold)
-    unlabelled: list[str] = []
-    if truth is not None:
-        truths = read_rows(truth, task, "label", 0.5)
-    else:
-        truths, unlabelled = truth_from_dataset(task_name, dataset, split, partition)  # type: ignore[arg-type]
-        left_out = set(unlabelled)
-        predicted = {pid: value for pid, value in predicted.items() if pid not in left_out}
-    report = score(task_name, predicted, truths, bootstrap=bootstrap, seed=seed, allow_missing=allow_missing)
-    return report.model_copy(update={"unlabelled_not_scored": len(unlabelled)})
+    replicates: bool = False,
+    workers: int | None = None,
+) -> list[ScoreReport]:
+    """Return one ScoreReport per model of a predictions CSV (one without a model column), scored
+    against a truth CSV or the truth derived from a dataset; see ``load_scoring`` and ``score``."""
+    scoring = load_scoring(
+        task_name,
+        [predictions],
+        truth=truth,
+        dataset=dataset,
+        split=split,
+        partition=partition,
+        threshold=threshold,
+        workers=workers,
+    )
+    return [
+        score(
+            task_name,
+            rows,
+            scoring.truth,
+            bootstrap=bootstrap,
+            seed=seed,
+            allow_missing=allow_missing,
+            model=model,
+            replicates=replicates,
+            workers=workers,
+        ).model_copy(update={"unlabelled_not_scored": len(scoring.unlabelled)})
+        for model, rows in sorted(scoring.files[0].items(), key=lambda item: item[0] or "")
+    ]

@@ -43,6 +43,7 @@ class TaskCard(BaseModel):
     prediction_format: str
     classes: list[str] = Field(description="label vocabulary, in the order of confusion matrices")
     metrics: list[str] = Field(description="headline metrics; the first is the primary")
+    lower_is_better: list[str] = Field(default_factory=list, description="metrics where smaller is better")
     policies: dict[str, str] = Field(
         description="empty truth, empty prediction, missing patient, undefined metric"
     )
@@ -70,12 +71,14 @@ TASKS: dict[str, TaskCard] = {
         inputs=["CBF", "CBV", "TMAX"],
         label="occlusion location: ICA-T, M1 or M2 (one per patient)",
         truth="labels.occlusion_location of each manifest",
-        prediction_format="patient_id,prediction with prediction in {ICA-T, M1, M2}",
+        prediction_format="patient_id,prediction with prediction in {ICA-T, M1, M2}; optional "
+        "p_ICA-T,p_M1,p_M2 (class probabilities summing to 1) for one-vs-rest ROC-AUC",
         classes=["ICA-T", "M1", "M2"],
         metrics=["accuracy", "balanced_accuracy", "macro_f1"],
         policies={
             "missing patient": _MISSING,
-            "undefined metric": "precision of a class never predicted is 0 (scikit-learn zero_division=0)",
+            "undefined metric": "precision of a class never predicted is 0 (scikit-learn zero_division=0); "
+            "one-vs-rest ROC-AUC (roc_auc_ovr) is the mean over the classes present in the truth",
             "unit": "one row per patient",
         },
         published=[
@@ -226,10 +229,31 @@ TASKS: dict[str, TaskCard] = {
         truth="the CORE image of each patient",
         prediction_format="patient_id,mask with mask a NIfTI path relative to the CSV, on the truth's grid",
         classes=["0", "1"],
-        metrics=["dice", "precision", "recall"],
+        metrics=[
+            "dice",
+            "precision",
+            "recall",
+            "volume_difference_ml",
+            "lesion_f1",
+            "lesion_count_difference",
+            "hd95_mm",
+        ],
+        lower_is_better=["volume_difference_ml", "lesion_count_difference", "hd95_mm"],
         policies={
-            "missing patient": _MISSING,
-            "empty truth and prediction": "Dice 1 (ISLES'22/'24, Metrics Reloaded)",
+            "missing patient": _MISSING.replace(
+                "wrong (the worst value)",
+                "the worst mask: empty where the truth holds a lesion, full where it holds none",
+            ),
+            "empty truth and prediction": "Dice, precision, recall and lesion F1 are 1 and HD95 is 0 "
+            "(ISLES'22/'24, Metrics Reloaded); MONAI's NaN-and-drop is not followed",
+            "empty truth or prediction": "a 0/0 precision or recall is 0 when only one mask is empty; HD95 "
+            "is the diagonal of the volume in mm, the worst value (MONAI's NaN would reward a miss)",
+            "lesions": "26-connected components; a truth lesion is detected when any predicted voxel "
+            "overlaps it; lesion F1 = TP / (TP + (FP + FN) / 2) (ISLES'22/'24)",
+            "hd95": "max of the two directed 95th percentiles of surface distances in mm; surfaces are "
+            "mask minus its 6-connected erosion, the volume border counting as background (MONAI)",
+            "grid": "a predicted mask must have the truth's shape and affine (within 0.001 mm), and hold "
+            "only 0 and 1",
             "unit": "per patient, then mean over patients",
         },
         published=[
@@ -264,7 +288,8 @@ TASKS: dict[str, TaskCard] = {
         policies={
             "missing patient": _MISSING,
             "undefined metric": "F1 of a region with no truth and no prediction is left out of macro F1",
-            "unit": "patient-level (003 reported per slice: their figures are not directly comparable)",
+            "unit": "patient-level; with a slice column, slice-level (slices along the third voxel axis, "
+            "as 003 reported per slice), resampling patients with all their slices",
         },
         published=[
             PublishedResult(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from strokedata import load_dataset
 from strokedata.executor import executor_for
-from strokedata.labels import favourable_recanalization, patient_regions_job
+from strokedata.labels import favourable_recanalization, patient_regions_job, slice_regions_job
+from strokedata.manifest import Modality
 from strokedata.splits import read_split
-from strokemodels.benchmark.files import PredictionFileError
+from strokemodels.benchmark.errors import PredictionFileError
+from strokemodels.benchmark.files import Rows
 
 
 def truth_from_dataset(
@@ -16,13 +19,16 @@ def truth_from_dataset(
     root: str | Path,
     split: str | Path | None = None,
     partition: str | None = None,
+    *,
+    slice_level: bool = False,
     jobs: int | None = None,
-) -> tuple[dict[str, object], list[str]]:
-    """Return ({patient_id: truth} of ``task``, ids left out because they lack the label).
+) -> tuple[Rows, list[str]]:
+    """Return (the truth of ``task`` as Rows, ids left out because they lack the label).
 
-    occlusion: labels.occlusion_location; recanalization: 1 when mTICI >= 2c, else 0; clot-regions:
-    labels.regions or CLOT x ATLAS. With ``split`` and ``partition`` ('test', 'train', 'val',
-    'fold0'...: a fold's validation patients), only that partition's patients.
+    occlusion: labels.occlusion_location; recanalization: 1 when mTICI >= 2c, else 0; core: the path
+    of the CORE image; clot-regions: labels.regions or CLOT x ATLAS, or with ``slice_level`` the
+    regions of every slice (third voxel axis) from CLOT x ATLAS. With ``split`` and ``partition``
+    ('test', 'train', 'val', 'fold0'...: a fold's validation patients), only that partition's patients.
     """
     dataset = load_dataset(root)
     manifests = list(dataset)
@@ -34,20 +40,31 @@ def truth_from_dataset(
             )
         chosen = set(partitions[partition])
         manifests = [m for m in manifests if m.patient_id in chosen]
-    values: dict[str, object | None]
+    values: dict[str, Any]
     if task == "occlusion":
         values = {m.patient_id: m.labels.occlusion_location for m in manifests}
     elif task == "recanalization":
-        values = {m.patient_id: favourable_recanalization(m.labels.mtici) for m in manifests}
-        values = {pid: None if v is None else int(bool(v)) for pid, v in values.items()}
-    elif task == "clot-regions":
-        with executor_for(jobs, None) as runner:
-            values = dict(
-                runner.map_unordered(
-                    patient_regions_job, [(dataset.root / m.patient_id, m) for m in manifests]
-                )
-            )
+        favourable = {m.patient_id: favourable_recanalization(m.labels.mtici) for m in manifests}
+        values = {pid: None if v is None else int(v) for pid, v in favourable.items()}
+    elif task == "core":
+        values = {
+            m.patient_id: dataset.root / m.patient_id / m.images[Modality.CORE]
+            if Modality.CORE in m.images
+            else None
+            for m in manifests
+        }
     else:
-        raise PredictionFileError(f"the truth of task '{task}' cannot be derived from a dataset yet")
+        job = slice_regions_job if slice_level else patient_regions_job
+        with executor_for(jobs, None) as runner:
+            derived = dict(runner.map_unordered(job, [(dataset.root / m.patient_id, m) for m in manifests]))
+        values = {
+            pid: None
+            if found is None
+            else {z: tuple(int(v) for v in row) for z, row in enumerate(found)}
+            if slice_level
+            else tuple(found)
+            for pid, found in derived.items()
+        }
     unlabelled = sorted(pid for pid, value in values.items() if value is None)
-    return {pid: value for pid, value in sorted(values.items()) if value is not None}, unlabelled
+    labelled = {pid: value for pid, value in sorted(values.items()) if value is not None}
+    return Rows(labelled, slice_level=slice_level), unlabelled
