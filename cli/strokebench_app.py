@@ -218,6 +218,19 @@ def show_leaderboard(
         atomic_write_text(json_out, leaderboard_json(rows))
 
 
+@app.command()
+def schema(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the JSON Schema files into.")] = Path(
+        "schemas/benchmark"
+    ),
+) -> None:
+    """Export the JSON Schemas of the predictions and truth files of every task, and of the reports."""
+    from strokemodels.benchmark.schemas import export_benchmark_schemas
+
+    for path in export_benchmark_schemas(out):
+        typer.echo(str(path))
+
+
 def main() -> None:
     """Run the `strokebench` program."""
     app()

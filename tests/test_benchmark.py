@@ -286,3 +286,21 @@ def test_truth_from_a_phantom_dataset_and_a_split_partition(tmp_path: Path) -> N
         app, ["score", str(subset), "--task", "occlusion", "--dataset", str(root), "--truth", str(subset)]
     )
     assert both.exit_code == 2
+
+
+def test_benchmark_schemas_match_the_committed_files(tmp_path: Path) -> None:
+    from strokemodels.benchmark.files import columns
+    from strokemodels.benchmark.schemas import benchmark_schemas, export_benchmark_schemas
+
+    written = export_benchmark_schemas(tmp_path)
+    committed = Path(__file__).parent.parent / "schemas" / "benchmark"
+    assert sorted(p.name for p in written) == sorted(p.name for p in committed.glob("*.json"))
+    for path in written:
+        assert path.read_text() == (committed / path.name).read_text(), (
+            f"schemas/benchmark/{path.name} drifted: run `strokebench schema --out schemas/benchmark`"
+        )
+    schemas = benchmark_schemas()
+    for name, task in TASKS.items():
+        required, optional = columns(task, "prediction")
+        schema = schemas[f"predictions-{name}.schema.json"]
+        assert schema["required"] == required and set(schema["properties"]) == {*required, *optional}

@@ -105,9 +105,10 @@ def compare(
     else:
         notes.append("no McNemar test: the units are not one independent right-or-wrong outcome per patient")
     for name in sorted(set(first.rankings) & set(second.rankings)):
-        truth_bits, scores_a = first.rankings[name]
         try:
-            found = delong(truth_bits, scores_a, second.rankings[name][1])
+            found = delong(
+                first.rankings[name].truth, first.rankings[name].scores, second.rankings[name].scores
+            )
         except ValueError as error:
             notes.append(f"no DeLong test of {name}: {error}")
             continue

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from strokemodels.benchmark.metrics import roc_auc
+from strokemodels.benchmark.metrics import Ranking
 
 _CHUNK_ELEMENTS = 1 << 23  # weights held at once (resamples x patients): 64 MB of float64
 
@@ -25,7 +25,7 @@ class Evidence:
     Units are what confusion counts count: patients, or slices at slice level (``owner`` then gives
     each unit's patient). ``cells`` holds each unit's (truth, prediction) cell; ``from_counts`` turns
     (..., n_cells) counts into metrics. ``values`` are per-patient metrics averaged over patients
-    (segmentation); ``rankings`` are (truth, scores) pairs scored by ROC-AUC; ``macros`` average
+    (segmentation); ``rankings`` are truth and scores scored by ROC-AUC; ``macros`` average
     other metrics (one-vs-rest AUC). ``correct`` is each patient's 0/1 correctness (McNemar).
     """
 
@@ -35,7 +35,7 @@ class Evidence:
     from_counts: Callable[[np.ndarray], dict[str, np.ndarray]]
     owner: np.ndarray | None = None
     values: dict[str, np.ndarray] = field(default_factory=dict)
-    rankings: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    rankings: dict[str, Ranking] = field(default_factory=dict)
     macros: dict[str, list[str]] = field(default_factory=dict)
     correct: np.ndarray | None = None
 
@@ -66,8 +66,8 @@ def metrics_at(evidence: Evidence, weights: np.ndarray) -> dict[str, np.ndarray]
     totals = weights.sum(axis=1)
     for name, values in evidence.values.items():
         result[name] = np.divide(weights @ values, totals, out=np.full(len(totals), np.nan), where=totals > 0)
-    for name, (truth, scores) in evidence.rankings.items():
-        result[name] = roc_auc(truth, scores, weights)
+    for name, ranking in evidence.rankings.items():
+        result[name] = ranking.auc(weights)
     for name, parts in evidence.macros.items():
         stacked = np.stack([result[part] for part in parts])
         defined = np.isfinite(stacked)

@@ -43,7 +43,7 @@ def probability_columns(task: TaskCard) -> list[str]:
     return [f"p_{name}" for name in task.classes] if task.name == "occlusion" else []
 
 
-def _columns(task: TaskCard, kind: Kind) -> tuple[list[str], list[str]]:
+def columns(task: TaskCard, kind: Kind) -> tuple[list[str], list[str]]:
     """Return (required, optional) columns of a ``kind`` file of ``task``."""
     extra = ["fold", "model"] if kind == "prediction" else []
     if task.name == "clot-regions":
@@ -67,7 +67,7 @@ def read_table(path: Path, task: TaskCard, kind: Kind, threshold: float = 0.5) -
             rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise PredictionFileError(f"cannot read {path}: {error}") from None
-    required, optional = _columns(task, kind)
+    required, optional = columns(task, kind)
     absent = [name for name in required if name not in header]
     unknown = [name for name in header if name not in required and name not in optional]
     if absent or unknown:
@@ -98,12 +98,14 @@ class _Reader:
     ) -> None:
         self.path, self.task, self.kind, self.threshold, self.folder = path, task, kind, threshold, folder
         self.slice_level = slice_level
+        self.name = path.name
+        self.score_columns = ["probability"] if task.name == "recanalization" else probability_columns(task)
         self.problems: list[str] = []
         self.tables: dict[str | None, Rows] = {}
 
     def add(self, number: int, row: dict[str, str | None]) -> None:
         """Check one row (line ``number``) and store its value under its model and patient."""
-        where = f"{self.path.name} line {number}"
+        where = f"{self.name} line {number}"
         text = {key: (value or "").strip() for key, value in row.items() if key is not None}
         if None in row:
             self.problems.append(f"{where}: more fields than columns")
@@ -116,7 +118,9 @@ class _Reader:
         if model == "":
             self.problems.append(f"{where}: empty model")
             return
-        table = self.tables.setdefault(model, Rows({}, slice_level=self.slice_level))
+        if model not in self.tables:
+            self.tables[model] = Rows({}, slice_level=self.slice_level)
+        table = self.tables[model]
         scores = self._scores(text, where)
         value = self._value(text, scores, where)
         if self.slice_level:
@@ -174,7 +178,7 @@ class _Reader:
         return value
 
     def _scores(self, text: dict[str, str], where: str) -> tuple[float, ...] | None:
-        names = ["probability"] if self.task.name == "recanalization" else probability_columns(self.task)
+        names = self.score_columns
         if self.kind != "prediction" or not names or names[0] not in text:
             return None
         values = [self._number(text[name], f"{where} {name}") for name in names]

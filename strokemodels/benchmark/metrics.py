@@ -51,30 +51,39 @@ def binary_metrics(confusion: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def roc_auc(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Return ROC-AUC (Mann-Whitney, ties counting half) of (n,) binary truth and scores.
+class Ranking:
+    """Binary truth and scores of n patients, sorted once, for ROC-AUC under any patient weights."""
 
-    Without ``weights``, a 0-d array. With ``weights`` of shape (B, n), patient multiplicities such as
-    bootstrap resamples, one AUC per row, shape (B,). NaN where positives or negatives weigh nothing.
-    """
-    truth = np.asarray(truth, dtype=bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    n = truth.shape[0]
-    rows = np.ones((1, n)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1, n)
-    if n == 0:
-        auc = np.full(rows.shape[0], np.nan)
+    def __init__(self, truth: np.ndarray, scores: np.ndarray) -> None:
+        self.truth = np.asarray(truth, dtype=bool)
+        self.scores = np.asarray(scores, dtype=np.float64)
+        self.order = np.argsort(self.scores, kind="stable")
+        ranked = self.scores[self.order]
+        self.starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # runs of tied scores
+        self.positive = self.truth[self.order]
+
+    def auc(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Return ROC-AUC (Mann-Whitney, ties counting half): a 0-d array without ``weights``; with
+        (B, n) patient multiplicities (bootstrap resamples), one AUC per row. NaN where positives or
+        negatives weigh nothing."""
+        n = self.truth.shape[0]
+        rows = np.ones((1, n)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1, n)
+        if n == 0:
+            empty = np.full(rows.shape[0], np.nan)
+            return empty[0] if weights is None else empty
+        ordered = rows[:, self.order]
+        positives = np.add.reduceat(np.where(self.positive, ordered, 0.0), self.starts, axis=1)
+        negatives = np.add.reduceat(ordered, self.starts, axis=1) - positives
+        below = np.cumsum(negatives, axis=1) - negatives
+        pairs = positives.sum(axis=1) * negatives.sum(axis=1)
+        wins = (positives * (below + 0.5 * negatives)).sum(axis=1)
+        auc = np.where(pairs > 0, wins / np.where(pairs > 0, pairs, 1.0), np.nan)
         return auc[0] if weights is None else auc
-    order = np.argsort(scores, kind="stable")
-    ranked = scores[order]
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # runs of tied scores
-    ordered = rows[:, order]
-    positives = np.add.reduceat(ordered * truth[order], starts, axis=1)
-    negatives = np.add.reduceat(ordered * ~truth[order], starts, axis=1)
-    below = np.cumsum(negatives, axis=1) - negatives
-    pairs = positives.sum(axis=1) * negatives.sum(axis=1)
-    wins = (positives * (below + 0.5 * negatives)).sum(axis=1)
-    auc = np.where(pairs > 0, wins / np.where(pairs > 0, pairs, 1.0), np.nan)
-    return auc[0] if weights is None else auc
+
+
+def roc_auc(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Return ROC-AUC of (n,) binary truth and scores, once or per row of (B, n) weights (Ranking.auc)."""
+    return Ranking(truth, scores).auc(weights)
 
 
 def multilabel_metrics(

@@ -18,7 +18,7 @@ from strokemodels.benchmark.errors import ScoringError
 from strokemodels.benchmark.evidence import Evidence
 from strokemodels.benchmark.files import REGION_COLUMNS, Rows
 from strokemodels.benchmark.masks import MaskJob, score_masks
-from strokemodels.benchmark.metrics import binary_metrics, confusion_metrics, multilabel_metrics
+from strokemodels.benchmark.metrics import Ranking, binary_metrics, confusion_metrics, multilabel_metrics
 from strokemodels.benchmark.segmentation import SEGMENTATION_METRICS
 from strokemodels.benchmark.tasks import TaskCard
 
@@ -114,14 +114,14 @@ def _occlusion(task: TaskCard, ids: tuple[str, ...], truth: Rows, predicted: Row
     guess = np.array(
         [wrong[i] if g is None else classes.index(g) for i, g in enumerate(given)], dtype=np.intp
     )
-    rankings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    rankings: dict[str, Ranking] = {}
     macros: dict[str, list[str]] = {}
     if predicted.scores:
         worst = np.eye(k)[wrong]
         scores = np.array(
             [predicted.scores.get(pid, worst[i]) for i, pid in enumerate(ids)], dtype=np.float64
         )
-        rankings = {f"roc_auc[{name}]": (true == c, scores[:, c]) for c, name in enumerate(classes)}
+        rankings = {f"roc_auc[{name}]": Ranking(true == c, scores[:, c]) for c, name in enumerate(classes)}
         macros = {"roc_auc_ovr": list(rankings)}
 
     def from_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
@@ -158,7 +158,7 @@ def _recanalization(ids: tuple[str, ...], truth: Rows, predicted: Rows) -> Evide
         cells=true * 2 + decided,
         n_cells=4,
         from_counts=from_counts,
-        rankings={"roc_auc": (true == 1, probability)},
+        rankings={"roc_auc": Ranking(true == 1, probability)},
         correct=true == decided,
     )
 
