@@ -301,13 +301,6 @@ def test_occlusion_delong_per_class_aucs_agree_with_scikit_learn(
     assert "roc_auc_ovr" in report.metrics
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compare.py:89 takes the headline metrics from model A alone; when A has class "
-    "probabilities and B has none, resampled[1]['roc_auc_ovr'] (compare.py:95) and "
-    "point_b['roc_auc_ovr'] (:98) raise KeyError instead of a ScoringError or a report "
-    "without B's one-vs-rest AUC",
-)
 def test_comparing_a_model_with_probabilities_to_one_without_does_not_crash() -> None:
     truth = Rows({f"p{i}": OCCLUSION[i % 3] for i in range(30)})
     with_scores = Rows(
@@ -439,6 +432,10 @@ def test_score_name_records_runs_and_the_leaderboard_ranks_them_beside_published
         assert row["source"].startswith("scored (") and row["n"] == 30
         assert row["rank_stability"] is not None and 0.0 <= row["rank_stability"] <= 1.0
     assert scored["multi/X"]["rank_stability"] == 1.0  # perfect on every resample: always first
+    single = runner.invoke(app, ["score", str(a), *common, "--name", "multi"])
+    assert single.exit_code == 0, single.output  # recording a name again replaces all its models
+    assert [entry.label for entry in read_leaderboard(board)] == ["run1", "run2", "multi"]
+    runner.invoke(app, ["score", str(multi), *common, "--name", "multi"])
 
     with board.open("a") as handle:
         handle.write('{"task": "occlusion", "name": \n')
@@ -478,11 +475,6 @@ def test_leaderboard_option_without_a_name_is_refused_and_an_empty_board_shows_b
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="leaderboard.py:136/168: an entry that parses but lacks the task's primary metric reaches "
-    "rank_stability/leaderboard and raises KeyError (exit 1, traceback) instead of exit 2 naming its line",
-)
 def test_a_leaderboard_line_without_the_primary_metric_is_reported_with_its_line(tmp_path: Path) -> None:
     truth, a, _ = _write_occlusion_files(tmp_path)
     common = ["--task", "occlusion", "--truth", str(truth), "--bootstrap", "20"]
@@ -495,13 +487,6 @@ def test_a_leaderboard_line_without_the_primary_metric_is_reported_with_its_line
     assert shown.exit_code == 2 and "line 2" in shown.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scoring.py:224 keeps NaN replicates (a resample without one class has no ROC-AUC); "
-    "leaderboard.py:119 writes them as JSON null, which LeaderboardEntry (leaderboard.py:43, "
-    "tuple[float, ...]) refuses on reading (:103): the leaderboard that score --name wrote cannot be "
-    "read back",
-)
 def test_a_recorded_run_with_undefined_resamples_can_be_read_back(tmp_path: Path) -> None:
     labels = {f"p{i}": int(i < 2) for i in range(12)}  # 2 positives of 12: many resamples hold none
     predicted = Rows(
@@ -509,7 +494,7 @@ def test_a_recorded_run_with_undefined_resamples_can_be_read_back(tmp_path: Path
         scores={pid: ((i % 5) / 5,) for i, pid in enumerate(labels)},
     )
     report = score("recanalization", predicted, Rows(labels), bootstrap=200, replicates=True)
-    assert report.replicates is not None and np.isnan(report.replicates).any()
+    assert report.replicates is not None and None in report.replicates
     predictions = tmp_path / "pred.csv"
     predictions.write_text("recorded")
     board = tmp_path / "leaderboard.jsonl"

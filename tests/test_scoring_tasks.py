@@ -288,3 +288,10 @@ def test_the_truth_file_of_the_core_task_holds_mask_paths(four: Path, tmp_path: 
     [from_file] = score_files("core", predictions, truth=tmp_path / "truth" / "truth.csv", bootstrap=0)
     [from_dataset] = score_files("core", predictions, dataset=four, bootstrap=0)
     assert from_file.metrics == from_dataset.metrics and from_file.metrics["dice"].value == 1.0
+
+
+def test_recanalization_predictions_without_a_probability_are_refused() -> None:
+    labels = {f"p{i}": i % 2 for i in range(6)}
+    decisions = Rows(dict(labels), scores={pid: (0.5,) for pid in list(labels)[:4]})
+    with pytest.raises(ScoringError, match=r"2 recanalization prediction\(s\) lack a probability: p4, p5"):
+        score("recanalization", decisions, Rows(labels), bootstrap=0)

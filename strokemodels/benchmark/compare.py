@@ -86,7 +86,7 @@ def compare(
     first, missing_a = evaluate(task, a, truth, allow_missing=allow_missing, model=names[0], workers=workers)
     second, missing_b = evaluate(task, b, truth, allow_missing=allow_missing, model=names[1], workers=workers)
     point_a, point_b = point_metrics(first), point_metrics(second)
-    wanted = headline(task, point_a)
+    wanted = [name for name in headline(task, point_a) if name in point_b]
     resampled = paired_metrics([first, second], bootstrap, seed) if bootstrap else None
     metrics = {}
     for name in wanted:
@@ -100,6 +100,10 @@ def compare(
             ci95=ci95,
         )
     tests, notes = [], []
+    if any(name not in point_b for name in point_a) or any(name not in point_a for name in point_b):
+        notes.append(
+            "metrics only one model has (one-vs-rest AUC needs probabilities in both files) are left out"
+        )
     if first.correct is not None and second.correct is not None:
         tests.append(mcnemar(first.correct, second.correct))
     else:
@@ -166,6 +170,8 @@ def compare_files(
             )
         models.append(next(iter(found.values())))
     names = (a.name, b.name) if a.name != b.name else (str(a), str(b))
+    if names[0] == names[1]:
+        names = (f"A: {names[0]}", f"B: {names[1]}")
     return compare(
         task_name,
         models[0],

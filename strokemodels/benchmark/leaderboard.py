@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from strokedata.io import atomic_write_text
 from strokemodels.benchmark.errors import PredictionFileError
@@ -40,7 +40,9 @@ class LeaderboardEntry(BaseModel):
     bootstrap: int
     seed: int
     metrics: dict[str, MetricValue]
-    replicates: tuple[float, ...] | None
+    replicates: tuple[float | None, ...] | None = Field(
+        description="the primary metric on each paired resample; null where it is undefined"
+    )
     predictions: str
     predictions_sha256: str
 
@@ -100,22 +102,26 @@ def read_leaderboard(path: Path) -> list[LeaderboardEntry]:
         if not line.strip():
             continue
         try:
-            entries.append(LeaderboardEntry.model_validate_json(line))
+            entry = LeaderboardEntry.model_validate_json(line)
         except ValidationError as error:
             raise PredictionFileError(
                 f"{path} line {number} is not a leaderboard entry ({error.errors()[0]['msg']}); "
                 "remove or fix the line"
             ) from None
+        if entry.task not in TASKS or TASKS[entry.task].primary not in entry.metrics:
+            raise PredictionFileError(
+                f"{path} line {number} is not a leaderboard entry (unknown task '{entry.task}', or no "
+                "primary metric); remove or fix the line"
+            )
+        entries.append(entry)
     return entries
 
 
 def record(path: Path, new: list[LeaderboardEntry]) -> None:
-    """Add entries to a leaderboard file, replacing earlier ones of the same task, name and model.
-
-    The file is rewritten atomically, keeping the order of the lines it keeps.
-    """
-    replaced = {(e.task, e.name, e.model) for e in new}
-    kept = [e for e in read_leaderboard(path) if (e.task, e.name, e.model) not in replaced]
+    """Add entries to a leaderboard file, replacing every earlier run of the same task and name (all
+    its models). The file is rewritten atomically, keeping the order of the lines it keeps."""
+    replaced = {(e.task, e.name) for e in new}
+    kept = [e for e in read_leaderboard(path) if (e.task, e.name) not in replaced]
     atomic_write_text(path, "".join(e.model_dump_json() + "\n" for e in [*kept, *new]))
 
 
@@ -129,7 +135,8 @@ def rank_stability(card: TaskCard, entries: list[LeaderboardEntry]) -> dict[int,
     """Return {index in entries: share of paired resamples in which the run keeps its rank}.
 
     Runs are ranked among those on the same truth, seed and number of resamples (ties share the best
-    rank); a run alone in its group, or without replicates, gets no value.
+    rank), over the resamples where every one of them has the metric defined; a run alone in its
+    group, or without replicates, gets no value.
     """
     groups: dict[tuple[str, int, int], list[int]] = {}
     for index, entry in enumerate(entries):
@@ -141,8 +148,13 @@ def rank_stability(card: TaskCard, entries: list[LeaderboardEntry]) -> dict[int,
         if len(members) < 2:
             continue
         point = sign * np.array([entries[i].metrics[card.primary].value for i in members], dtype=np.float64)
-        resampled = sign * np.array([entries[i].replicates for i in members], dtype=np.float64)
-        resampled = np.where(np.isfinite(resampled), resampled, np.inf)  # undefined ranks last
+        resampled = sign * np.array(
+            [[np.nan if v is None else v for v in entries[i].replicates or ()] for i in members],
+            dtype=np.float64,
+        )
+        resampled = resampled[:, np.isfinite(resampled).all(axis=0)]
+        if resampled.shape[1] == 0:
+            continue
         point_rank = (point[None, :] < point[:, None]).sum(axis=1)
         ranks = (resampled[None, :, :] < resampled[:, None, :]).sum(axis=1)
         for row, index in enumerate(members):

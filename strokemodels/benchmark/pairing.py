@@ -139,6 +139,11 @@ def _occlusion(task: TaskCard, ids: tuple[str, ...], truth: Rows, predicted: Row
 
 
 def _recanalization(ids: tuple[str, ...], truth: Rows, predicted: Rows) -> Evidence:
+    unscored = sorted(set(predicted.values) - set(predicted.scores))
+    if unscored:
+        raise ScoringError(
+            f"{len(unscored)} recanalization prediction(s) lack a probability: {_listing(unscored)}"
+        )
     true = np.array([truth.values[pid] for pid in ids], dtype=np.intp)
     decided = np.array(
         [predicted.values.get(pid, 1 - t) for pid, t in zip(ids, true, strict=True)], dtype=np.intp

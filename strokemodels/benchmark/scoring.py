@@ -81,7 +81,7 @@ class ScoreReport(BaseModel):
     unlabelled_not_scored: int = Field(default=0, description="dataset patients without the task's label")
     truth_fingerprint: str = Field(description="sha256 of the truth scored against: runs rank only on one")
     policies: dict[str, str]
-    replicates: tuple[float, ...] | None = Field(
+    replicates: tuple[float | None, ...] | None = Field(
         default=None,
         exclude=True,
         description="the primary metric on each paired resample (resample_weights), for rank stability",
@@ -221,7 +221,7 @@ def score(
         missing_scored_as_wrong=missing,
         truth_fingerprint=truth_fingerprint(task, truth),
         policies=task.policies,
-        replicates=None if paired is None else tuple(round(float(v), 9) for v in paired),
+        replicates=None if paired is None else tuple(_finite(v) for v in paired),
     )
 
 

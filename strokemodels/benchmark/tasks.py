@@ -77,8 +77,11 @@ TASKS: dict[str, TaskCard] = {
         metrics=["accuracy", "balanced_accuracy", "macro_f1"],
         policies={
             "missing patient": _MISSING,
-            "undefined metric": "precision of a class never predicted is 0 (scikit-learn zero_division=0); "
-            "one-vs-rest ROC-AUC (roc_auc_ovr) is the mean over the classes present in the truth",
+            "empty truth": "a class absent from the truth has recall 0, counts in macro F1, and is left out "
+            "of balanced accuracy and of the one-vs-rest ROC-AUC mean (roc_auc_ovr)",
+            "empty prediction": "a class never predicted has precision 0",
+            "undefined metric": "a 0/0 is 0 (scikit-learn zero_division=0); the ROC-AUC of a class absent "
+            "from the truth is undefined (null)",
             "unit": "one row per patient",
         },
         published=[
@@ -143,8 +146,10 @@ TASKS: dict[str, TaskCard] = {
         metrics=["roc_auc", "accuracy", "precision", "sensitivity", "specificity"],
         policies={
             "missing patient": _MISSING,
-            "undefined metric": "ROC-AUC with a single class in the truth is undefined (null); precision "
-            "with no positive prediction is 0",
+            "empty truth": "with a single class in the truth, ROC-AUC is undefined (null) and the "
+            "sensitivity or specificity of the absent class is 0",
+            "empty prediction": "precision with no positive prediction is 0",
+            "undefined metric": "a 0/0 is 0 (scikit-learn zero_division=0); ROC-AUC of one class is null",
             "unit": "one row per patient",
         },
         published=[
@@ -244,10 +249,12 @@ TASKS: dict[str, TaskCard] = {
                 "wrong (the worst value)",
                 "the worst mask: empty where the truth holds a lesion, full where it holds none",
             ),
-            "empty truth and prediction": "Dice, precision, recall and lesion F1 are 1 and HD95 is 0 "
-            "(ISLES'22/'24, Metrics Reloaded); MONAI's NaN-and-drop is not followed",
-            "empty truth or prediction": "a 0/0 precision or recall is 0 when only one mask is empty; HD95 "
-            "is the diagonal of the volume in mm, the worst value (MONAI's NaN would reward a miss)",
+            "empty truth": "with an empty prediction too, Dice, precision, recall and lesion F1 are 1 and "
+            "HD95 is 0 (ISLES'22/'24, Metrics Reloaded; MONAI's NaN-and-drop is not followed); with a "
+            "non-empty prediction they are 0 and HD95 is the volume's diagonal in mm",
+            "empty prediction": "against a non-empty truth, Dice, precision, recall and lesion F1 are 0 and "
+            "HD95 is the volume's diagonal in mm, the worst value (MONAI's NaN would reward a miss)",
+            "undefined metric": "none: every 0/0 above has a stated value, so no patient is dropped",
             "lesions": "26-connected components; a truth lesion is detected when any predicted voxel "
             "overlaps it; lesion F1 = TP / (TP + (FP + FN) / 2) (ISLES'22/'24)",
             "hd95": "max of the two directed 95th percentiles of surface distances in mm; surfaces are "
@@ -287,7 +294,11 @@ TASKS: dict[str, TaskCard] = {
         metrics=["micro_f1", "micro_precision", "micro_recall", "label_accuracy", "exact_match", "macro_f1"],
         policies={
             "missing patient": _MISSING,
-            "undefined metric": "F1 of a region with no truth and no prediction is left out of macro F1",
+            "empty truth": "a patient or slice without clot counts in label accuracy and exact match; a "
+            "region never in the truth has F1 0 when predicted",
+            "empty prediction": "micro precision with no region predicted is 0",
+            "undefined metric": "F1 of a region with no truth and no prediction is left out of macro F1; "
+            "other 0/0 are 0 (scikit-learn zero_division=0)",
             "unit": "patient-level; with a slice column, slice-level (slices along the third voxel axis, "
             "as 003 reported per slice), resampling patients with all their slices",
         },
