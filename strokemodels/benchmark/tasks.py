@@ -289,7 +289,8 @@ TASKS: dict[str, TaskCard] = {
         inputs=["MCTA1", "SPIRAL"],
         label="15-element 0/1 vector: region k holds clot when any CLOT voxel (1 or 2) lies where ATLAS = k",
         truth="labels.regions, or derived from CLOT x ATLAS",
-        prediction_format="patient_id,region_00,...,region_14 (0/1, or probabilities with --threshold)",
+        prediction_format="patient_id,region_00,...,region_14 (0/1, or probabilities with --threshold); "
+        "optional slice (index along the third voxel axis) for slice-level scoring",
         classes=[f"region_{k:02d}" for k in range(N_REGIONS)],
         metrics=["micro_f1", "micro_precision", "micro_recall", "label_accuracy", "exact_match", "macro_f1"],
         policies={
