@@ -13,6 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from strokedata.splits import SplitFile, SplitReport
     from strokedata.validation import ValidationReport
     from strokedata.validation.runner import Progress as ProgressCallback
@@ -123,6 +125,29 @@ def render_split(split: SplitFile, report: SplitReport) -> None:
     )
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+def render_dataset_table(frame: pd.DataFrame) -> None:
+    """Print the main columns of a dataset table (the rest: --out table.csv)."""
+    shown = (
+        "patient_id",
+        "site",
+        "occlusion_location",
+        "occlusion_side",
+        "occlusion_side_tmax",
+        "side_agrees",
+    )
+    columns = [c for c in (*shown, "mtici", "favourable_recanalization", "core_volume_ml") if c in frame]
+    import pandas as pd
+
+    rows = [[("-" if pd.isna(v) else str(v)) for v in row] for row in frame[columns].itertuples(index=False)]
+    title = f"{len(frame)} patients, {len(frame.columns)} columns (all of them: --out table.csv)"
+    _print_table((title, columns, rows))
+    if "side_agrees" in frame:
+        disagree = frame.loc[frame["side_agrees"].eq(False).fillna(False), "patient_id"].tolist()
+        if disagree:
+            count = len(disagree)
+            note(f"the Tmax rule of 000 disagrees with the labelled side for {count}: {', '.join(disagree)}")
 
 
 def render_task_list(cards: list[TaskCard]) -> None:

@@ -233,6 +233,35 @@ def show(
     render.console.print(f"wrote {path}", highlight=False)
 
 
+@app.command()
+def table(
+    dataset: Annotated[Path, typer.Argument(help="Dataset root.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the table to a .csv or .parquet file (outside the dataset)."),
+    ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = None,
+) -> None:
+    """One row per patient: manifest fields, derived labels, clinical scalars, image shapes and spacings."""
+    from strokedata.io import atomic_write_bytes
+    from strokedata.table import dataset_table, table_bytes
+
+    if out is not None and out.suffix not in (".csv", ".parquet"):
+        render.error(f"--out {out}: write a .csv or a .parquet file")
+        raise typer.Exit(EXIT_USAGE)
+    if out is not None and _inside(out, dataset):
+        render.error(f"--out {out} lies inside the dataset; write the table outside {dataset}")
+        raise typer.Exit(EXIT_USAGE)
+    with library_errors():
+        frame = dataset_table(dataset, jobs=jobs)
+        payload = None if out is None else table_bytes(frame, out.suffix)
+    if out is None or payload is None:
+        render.render_dataset_table(frame)
+        return
+    atomic_write_bytes(out, payload)
+    render.note(f"wrote {len(frame)} rows and {len(frame.columns)} columns to {out}")
+
+
 def main() -> None:
     """Run the `strokedata` program."""
     app()

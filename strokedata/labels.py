@@ -11,7 +11,16 @@ from nibabel.orientations import io_orientation
 
 from strokedata.errors import StrokedataError
 from strokedata.io import ImageReadError, read_volume
-from strokedata.manifest import MTICI, MTICI_GRADES, N_REGIONS, Modality, OcclusionSide, PatientManifest
+from strokedata.manifest import (
+    MTICI,
+    MTICI_GRADES,
+    N_REGIONS,
+    OCCLUSION_LOCATIONS,
+    Modality,
+    OcclusionLocation,
+    OcclusionSide,
+    PatientManifest,
+)
 
 _VOXEL_LIMIT = 2**31 - 1
 
@@ -50,6 +59,29 @@ def regions_by_slice(clot: np.ndarray, atlas: np.ndarray) -> np.ndarray:
     result = np.zeros((clot.shape[2], N_REGIONS), dtype=np.uint8)
     result[slices[keep], values[keep].astype(np.intp)] = 1
     return result
+
+
+def occlusion_class_index(location: OcclusionLocation | None) -> int | None:
+    """Return the class index of an occlusion location in the fixed order ICA-T, M1, M2; None if unknown.
+
+    >>> [occlusion_class_index(v) for v in ("ICA-T", "M1", "M2", None)]
+    [0, 1, 2, None]
+    """
+    return None if location is None else OCCLUSION_LOCATIONS.index(location)
+
+
+def voxel_volume_ml(affine: np.ndarray) -> float:
+    """Return the volume of one voxel in ml from an image's affine (|det| of its 3 x 3 part / 1000)."""
+    return abs(float(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3]))) / 1000.0
+
+
+def core_volume_ml(core: np.ndarray, affine: np.ndarray) -> float:
+    """Return the infarct core volume in ml: non-zero CORE voxels times the voxel volume.
+
+    >>> core_volume_ml(np.ones((10, 10, 10)), np.diag([1.0, 1.0, 2.0, 1.0]))
+    2.0
+    """
+    return int(np.count_nonzero(core)) * voxel_volume_ml(affine)
 
 
 def occluded_side_from_tmax(tmax: np.ndarray, affine: np.ndarray) -> OcclusionSide:

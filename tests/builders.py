@@ -145,3 +145,14 @@ def edit_json(path: Path, changes: dict[str, object]) -> None:
             target = target[key]
         target[last] = value
     path.write_text(json.dumps(content, indent=2))
+
+
+def tree_digest(root: Path) -> str:
+    """Return the sha256 of every file under ``root`` (relative names and bytes): equal means untouched."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    return digest.hexdigest()

@@ -3,7 +3,6 @@ and resampling by patient weights, each checked against an independent computati
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -21,18 +20,10 @@ from strokemodels.benchmark.evidence import metrics_at, resample_weights
 from strokemodels.benchmark.pairing import build_evidence
 from strokemodels.benchmark.segmentation import segmentation_metrics
 from strokemodels.benchmark.tasks import TASKS
-from tests.builders import build_dataset, save
+from tests.builders import build_dataset, save, tree_digest
 
 OCCLUSION = ["ICA-T", "M1", "M2"]
 REGIONS = ",".join(f"region_{k:02d}" for k in range(15))
-
-
-def _tree_digest(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
-    return digest.hexdigest()
 
 
 def _core(root: Path, pid: str) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +49,7 @@ def _write_masks(folder: Path, four: Path, change: dict[str, np.ndarray] | None 
 
 
 def test_core_scores_are_the_mean_of_per_patient_segmentation_metrics(four: Path, tmp_path: Path) -> None:
-    before = _tree_digest(four)
+    before = tree_digest(four)
     truth0, _ = _core(four, "p000")
     moved = {"p000": np.roll(truth0, 1, axis=0), "p002": np.zeros_like(truth0)}
     predictions = _write_masks(tmp_path, four, moved)
@@ -73,7 +64,7 @@ def test_core_scores_are_the_mean_of_per_patient_segmentation_metrics(four: Path
         value = report.metrics[name]
         assert value.value == pytest.approx(np.mean([e[name] for e in expected]), abs=1e-9), name
         assert value.ci95 is not None and value.ci95[0] - 1e-9 <= value.value <= value.ci95[1] + 1e-9  # type: ignore[operator]
-    assert _tree_digest(four) == before  # scoring never writes into the dataset
+    assert tree_digest(four) == before  # scoring never writes into the dataset
     perfect = score_files("core", _write_masks(tmp_path / "perfect", four), dataset=four, bootstrap=0)[0]
     assert perfect.metrics["dice"].value == 1.0 and perfect.metrics["hd95_mm"].value == 0.0
 

@@ -8,6 +8,7 @@ from strokedata.splits.model import (
     SplitParameters,
     SplitReport,
     dataset_hash,
+    partition_members,
     read_split,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "dataset_hash",
     "extend_split",
     "make_split",
+    "partition_members",
     "read_split",
     "split_csv",
     "write_split",

@@ -148,3 +148,14 @@ def read_split(path: str | Path) -> SplitFile:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(top level)"
         raise SplitError(f"{path} is not a valid split file: {where}: {first['msg']}") from None
+
+
+def partition_members(path: str | Path, partition: str) -> list[str]:
+    """Return the patient ids of one partition of the split file at ``path`` (names as
+    ``SplitFile.partitions``); raise SplitError listing the partitions when it has no such one."""
+    partitions = read_split(path).partitions()
+    if partition not in partitions:
+        raise SplitError(
+            f"--partition '{partition}' is not in {path}; choose one of {', '.join(sorted(partitions))}"
+        )
+    return partitions[partition]

@@ -9,8 +9,7 @@ from strokedata import load_dataset
 from strokedata.executor import executor_for
 from strokedata.labels import favourable_recanalization, patient_regions_job, slice_regions_job
 from strokedata.manifest import Modality
-from strokedata.splits import read_split
-from strokemodels.benchmark.errors import PredictionFileError
+from strokedata.splits import partition_members
 from strokemodels.benchmark.files import Rows
 
 
@@ -33,12 +32,7 @@ def truth_from_dataset(
     dataset = load_dataset(root)
     manifests = list(dataset)
     if split is not None:
-        partitions = read_split(split).partitions()
-        if partition not in partitions:
-            raise PredictionFileError(
-                f"--partition '{partition}' is not in {split}; choose one of {', '.join(sorted(partitions))}"
-            )
-        chosen = set(partitions[partition])
+        chosen = set(partition_members(split, partition or ""))
         manifests = [m for m in manifests if m.patient_id in chosen]
     values: dict[str, Any]
     if task == "occlusion":
