@@ -27,13 +27,17 @@ def option_errors() -> Iterator[None]:
 
 @contextmanager
 def library_errors(interrupted: str = "interrupted; nothing was written") -> Iterator[None]:
-    """Exit with status 2 on a user-fixable library error, 130 on Ctrl-C, each with a message."""
+    """Exit with status 2 on a user-fixable library error or an unusable file, 130 on Ctrl-C, each with a
+    message."""
     from strokedata import StrokedataError
 
     try:
         yield
     except StrokedataError as problem:
         render.error(str(problem))
+        raise typer.Exit(EXIT_USAGE) from None
+    except OSError as problem:  # an output path that cannot be written, an input that vanished
+        render.error(f"cannot use {problem.filename or 'a file'}: {problem.strerror or problem}")
         raise typer.Exit(EXIT_USAGE) from None
     except KeyboardInterrupt:
         render.error(interrupted)

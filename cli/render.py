@@ -9,8 +9,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,7 +59,7 @@ def progress_bar() -> Iterator[ProgressCallback | None]:
 
 def error(message: str) -> None:
     """Print an error message for the user on standard error."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def render_report(report: ValidationReport) -> None:
@@ -78,7 +80,9 @@ def render_report(report: ValidationReport) -> None:
             for f in report.findings:
                 style = "red" if f.severity == "error" else "yellow"
                 detail.add_row(
-                    f"[{style}]{f.severity}[/]", f.code, f.patient_id or "-", f.file or "-", f.message
+                    f"[{style}]{f.severity}[/]",
+                    f.code,
+                    *(Text(t) for t in (f.patient_id or "-", f.file or "-", f.message)),
                 )
             console.print(detail)
     else:
@@ -118,13 +122,13 @@ def render_split(split: SplitFile, report: SplitReport) -> None:
             count = balance.counts.get(name)
             share = f" ({count / balance.total:.0%})" if count is not None and balance.total else ""
             cells.append("-" if count is None else f"{count}{share}")
-        table.add_row(balance.label, str(balance.total), *cells)
+        table.add_row(Text(balance.label), str(balance.total), *cells)
     console.print(table)
     console.print(
         f"largest deviation from the ideal count: {report.largest_deviation:g} patients", highlight=False
     )
     for warning in report.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 def render_dataset_table(frame: pd.DataFrame) -> None:
@@ -170,9 +174,9 @@ def render_task(card: TaskCard) -> None:
         ("predictions", card.prediction_format),
         ("metrics", ", ".join(card.metrics)),
     ):
-        console.print(f"  {label}: {text}", highlight=False, soft_wrap=True)
+        console.print(f"  {label}: {text}", markup=False, highlight=False, soft_wrap=True)
     for name, policy in card.policies.items():
-        console.print(f"  policy, {name}: {policy}", highlight=False, soft_wrap=True)
+        console.print(f"  policy, {name}: {policy}", markup=False, highlight=False, soft_wrap=True)
     table = Table(title="Published baselines (other cohorts, not comparable without care)")
     for column in ("model", "n", "protocol", *card.metrics[:3]):
         table.add_column(column)
@@ -183,7 +187,7 @@ def render_task(card: TaskCard) -> None:
             else "-"
             for m in card.metrics[:3]
         ]
-        table.add_row(result.model, str(result.n or "-"), result.protocol, *cells)
+        table.add_row(*(Text(t) for t in (result.model, str(result.n or "-"), result.protocol, *cells)))
     console.print(table)
 
 
@@ -198,7 +202,7 @@ def plain(text: str) -> None:
 
 def note(text: str) -> None:
     """Print a note for the user on standard error."""
-    err_console.print(f"[yellow]note:[/] {text}", highlight=False, soft_wrap=True)
+    err_console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def _number(value: float | None) -> str:
@@ -211,11 +215,11 @@ def _interval(ci95: tuple[float, float] | None) -> str:
 
 def _print_table(data: TableData) -> None:
     title, headers, rows = data
-    table = Table(title=title)
+    table = Table(title=Text(title))
     for index, header in enumerate(headers):
-        table.add_column(header, justify="left" if index == 0 else "right", overflow="fold")
+        table.add_column(Text(header), justify="left" if index == 0 else "right", overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     console.print(table)
 
 
@@ -275,6 +279,11 @@ def _score_notes(report: ScoreReport) -> list[str]:
             f"{report.missing_scored_as_wrong} {report.unit}s without a prediction were scored as wrong "
             "(--allow-missing)"
         )
+    if report.not_in_any_fold:
+        notes.append(
+            f"{report.not_in_any_fold} patients without a prediction have no fold: they count in the pooled "
+            "metrics, not in the per-fold ones"
+        )
     if report.unlabelled_not_scored:
         notes.append(
             f"{report.unlabelled_not_scored} patients of the dataset lack the {report.task} label and were "
@@ -288,9 +297,9 @@ def render_scores(report: ScoreReport, card: TaskCard) -> None:
     for data in _score_tables(report, card):
         _print_table(data)
     for text in _score_notes(report):
-        err_console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
     for name, policy in report.policies.items():
-        console.print(f"policy, {name}: {policy}", highlight=False, soft_wrap=True)
+        console.print(f"policy, {name}: {policy}", markup=False, highlight=False, soft_wrap=True)
 
 
 def markdown_scores(reports: list[ScoreReport], card: TaskCard) -> str:

@@ -114,6 +114,9 @@ def score(
     if leaderboard is not None and name is None:
         render.error("--leaderboard records a run: give it a --name")
         raise typer.Exit(EXIT_USAGE)
+    if name is not None and not name.strip():
+        render.error("--name is empty; give the run a name")
+        raise typer.Exit(EXIT_USAGE)
     with library_errors():
         reports = score_files(
             task,
@@ -129,6 +132,11 @@ def score(
             replicates=name is not None,
             workers=jobs,
         )
+        if json_out is not None:
+            dumped = [report.model_dump(mode="json") for report in reports]
+            atomic_write_text(
+                json_out, json.dumps(dumped if len(reports) > 1 else dumped[0], indent=2) + "\n"
+            )
         if name is not None:
             board = leaderboard or predictions.parent / "leaderboard.jsonl"
             record(board, entries_from(reports, name, predictions))
@@ -139,9 +147,6 @@ def score(
             render.render_scores(report, TASKS[task])
     if name is not None:
         render.note(f"recorded {len(reports)} run(s) as '{name}' in {board}")
-    if json_out is not None:
-        dumped = [report.model_dump(mode="json") for report in reports]
-        atomic_write_text(json_out, json.dumps(dumped if len(reports) > 1 else dumped[0], indent=2) + "\n")
 
 
 @app.command()
@@ -181,12 +186,12 @@ def compare(
             allow_missing=allow_missing,
             workers=jobs,
         )
+        if json_out is not None:
+            atomic_write_text(json_out, report.model_dump_json(indent=2) + "\n")
     if markdown:
         render.plain(render.markdown_compare(report))
     else:
         render.render_compare(report)
-    if json_out is not None:
-        atomic_write_text(json_out, report.model_dump_json(indent=2) + "\n")
 
 
 @app.command(name="leaderboard")
@@ -210,12 +215,13 @@ def show_leaderboard(
     rows = rows_of(task, entries)
     if not any(e.task == task for e in entries):
         render.note(f"no recorded run of {task} in {leaderboard}; record one with strokebench score --name")
+    if json_out is not None:
+        with library_errors():
+            atomic_write_text(json_out, leaderboard_json(rows))
     if markdown:
         render.plain(render.markdown_leaderboard(rows, TASKS[task]))
     else:
         render.render_leaderboard(rows, TASKS[task])
-    if json_out is not None:
-        atomic_write_text(json_out, leaderboard_json(rows))
 
 
 @app.command()
@@ -227,7 +233,9 @@ def schema(
     """Export the JSON Schemas of the predictions and truth files of every task, and of the reports."""
     from strokemodels.benchmark.schemas import export_benchmark_schemas
 
-    for path in export_benchmark_schemas(out):
+    with library_errors():
+        written = export_benchmark_schemas(out)
+    for path in written:
         typer.echo(str(path))
 
 

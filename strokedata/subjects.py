@@ -19,7 +19,7 @@ from strokedata.dataset import load_dataset
 from strokedata.errors import StrokedataError
 from strokedata.labels import favourable_recanalization, occlusion_class_index
 from strokedata.manifest import LABEL_MAPS, Modality, PatientManifest
-from strokedata.splits import partition_members
+from strokedata.splits import select_partition
 
 
 class SubjectsError(StrokedataError):
@@ -73,8 +73,7 @@ def _manifests(
     dataset = load_dataset(root)
     manifests = sorted(dataset, key=lambda m: m.patient_id)
     if split is not None:
-        chosen = set(partition_members(split, partition or ""))
-        manifests = [m for m in manifests if m.patient_id in chosen]
+        manifests = select_partition(manifests, split, partition or "")
     if modalities is not None:
         lacking = [
             f"{m.patient_id} ({', '.join(x.value for x in modalities if x not in m.images)})"

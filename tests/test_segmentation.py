@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from sklearn import metrics as sk
 
 from strokemodels.benchmark.segmentation import (
-    LOWER_IS_BETTER,
     SEGMENTATION_METRICS,
     _hd95_mm,
     segmentation_metrics,
@@ -68,8 +67,11 @@ def test_api_constants() -> None:
     truth = _block(SHAPE, np.s_[2:5, 2:5, 1:3])
     assert tuple(segmentation_metrics(truth, truth, ISOTROPIC)) == SEGMENTATION_METRICS
     assert len(SEGMENTATION_METRICS) == 7
-    assert {"volume_difference_ml", "lesion_count_difference", "hd95_mm"} == LOWER_IS_BETTER
-    assert set(SEGMENTATION_METRICS) >= LOWER_IS_BETTER
+    from strokemodels.benchmark.tasks import TASKS
+
+    lower = set(TASKS["core"].lower_is_better)
+    assert {"volume_difference_ml", "lesion_count_difference", "hd95_mm"} == lower
+    assert list(SEGMENTATION_METRICS) == TASKS["core"].metrics
 
 
 def test_perfect_prediction() -> None:

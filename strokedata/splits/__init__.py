@@ -10,6 +10,7 @@ from strokedata.splits.model import (
     dataset_hash,
     partition_members,
     read_split,
+    select_partition,
 )
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "make_split",
     "partition_members",
     "read_split",
+    "select_partition",
     "split_csv",
     "write_split",
 ]

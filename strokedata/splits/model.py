@@ -159,3 +159,23 @@ def partition_members(path: str | Path, partition: str) -> list[str]:
             f"--partition '{partition}' is not in {path}; choose one of {', '.join(sorted(partitions))}"
         )
     return partitions[partition]
+
+
+def select_partition(
+    manifests: Iterable[PatientManifest], path: str | Path, partition: str
+) -> list[PatientManifest]:
+    """Return the manifests of one partition of the split file at ``path``, in their order.
+
+    Raises SplitError when the partition does not exist, or names patients the manifests lack (the
+    split was made for another dataset).
+    """
+    members = partition_members(path, partition)
+    chosen = [m for m in manifests if m.patient_id in set(members)]
+    absent = sorted(set(members) - {m.patient_id for m in chosen})
+    if absent:
+        raise SplitError(
+            f"{len(absent)} patient(s) of partition '{partition}' in {path} are not in the dataset: "
+            f"{', '.join(absent[:20])}{' ...' if len(absent) > 20 else ''}; the split was made for another "
+            "dataset (check with strokedata validate --split)"
+        )
+    return chosen

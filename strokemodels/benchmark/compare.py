@@ -12,13 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from strokemodels.benchmark.errors import ScoringError
 from strokemodels.benchmark.evidence import paired_metrics, point_metrics
 from strokemodels.benchmark.files import Rows
-from strokemodels.benchmark.scoring import evaluate, headline, load_scoring
+from strokemodels.benchmark.scoring import evaluate, finite_or_none, headline, interval95, load_scoring
 from strokemodels.benchmark.significance import PairedTest, delong, mcnemar
 from strokemodels.benchmark.tasks import TASKS
 
@@ -51,19 +50,8 @@ class CompareReport(BaseModel):
     bootstrap: int
     seed: int
     missing_scored_as_wrong: dict[str, int] = Field(description="units without a prediction, per model")
+    unlabelled_not_scored: int = Field(default=0, description="dataset patients without the task's label")
     notes: list[str]
-
-
-def _rounded(value: float) -> float | None:
-    return round(float(value), 12) if np.isfinite(value) else None
-
-
-def _interval(samples: np.ndarray) -> tuple[float, float] | None:
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return None
-    low, high = np.percentile(finite, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def compare(
@@ -92,11 +80,11 @@ def compare(
     for name in wanted:
         ci95 = None
         if resampled is not None:
-            ci95 = _interval(resampled[1][name] - resampled[0][name])
+            ci95 = interval95(resampled[1][name] - resampled[0][name])
         metrics[name] = MetricDifference(
-            a=_rounded(point_a[name]),
-            b=_rounded(point_b[name]),
-            difference=_rounded(point_b[name] - point_a[name]),
+            a=finite_or_none(point_a[name]),
+            b=finite_or_none(point_b[name]),
+            difference=finite_or_none(point_b[name] - point_a[name]),
             ci95=ci95,
         )
     tests, notes = [], []
@@ -172,7 +160,7 @@ def compare_files(
     names = (a.name, b.name) if a.name != b.name else (str(a), str(b))
     if names[0] == names[1]:
         names = (f"A: {names[0]}", f"B: {names[1]}")
-    return compare(
+    report = compare(
         task_name,
         models[0],
         models[1],
@@ -182,4 +170,10 @@ def compare_files(
         seed=seed,
         allow_missing=allow_missing,
         workers=workers,
+    )
+    if not scoring.unlabelled:
+        return report
+    note = f"{len(scoring.unlabelled)} patients of the dataset lack the {task_name} label and were not scored"
+    return report.model_copy(
+        update={"unlabelled_not_scored": len(scoring.unlabelled), "notes": [*report.notes, note]}
     )

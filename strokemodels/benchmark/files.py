@@ -27,9 +27,9 @@ class Rows:
     """One model's rows of a predictions file, or the rows of a truth, by patient id.
 
     ``values``: occlusion, a class name; recanalization, the 0/1 decision (the label in a truth);
-    clot-regions, a tuple of 15 0/1 values, or {slice: tuple} at slice level; core, the mask's path
-    (None for a missing prediction). ``scores``: the probabilities behind a decision (recanalization:
-    (p,); occlusion: one per class), where given. ``folds``: each patient's fold, where given.
+    clot-regions, a tuple of 15 0/1 values, or {slice: tuple} at slice level; core, the mask's path.
+    ``scores``: the probabilities behind a decision (recanalization: (p,); occlusion: one per class),
+    where given. ``folds``: each patient's fold, where given.
     """
 
     values: dict[str, Any]
@@ -64,19 +64,22 @@ def read_table(path: Path, task: TaskCard, kind: Kind, threshold: float = 0.5) -
             reader = csv.DictReader(handle)
             header = [name.strip() for name in reader.fieldnames or []]
             reader.fieldnames = header
-            rows = list(reader)
+            rows = [(reader.line_num, row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise PredictionFileError(f"cannot read {path}: {error}") from None
     required, optional = columns(task, kind)
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise PredictionFileError(f"{path}: column(s) {', '.join(repeated)} appear more than once")
     absent = [name for name in required if name not in header]
     unknown = [name for name in header if name not in required and name not in optional]
     if absent or unknown:
         what = [f"missing column(s) {', '.join(absent)}"] * bool(absent)
         what += [f"unknown column(s) {', '.join(unknown)}"] * bool(unknown)
         raise PredictionFileError(
-            f"{path}: {'; '.join(what)}; a {kind} file of task {task.name} has the columns "
-            f"{', '.join(required)} and optionally {', '.join(optional) or 'nothing else'} "
-            f"(format: {task.prediction_format})"
+            f"{path}: {'; '.join(what)}; a {'predictions' if kind == 'prediction' else 'truth'} file of task "
+            f"{task.name} has the columns {', '.join(required)} and optionally "
+            f"{', '.join(optional) or 'nothing else'}"
         )
     probabilities = [name for name in probability_columns(task) if name in header]
     if probabilities and len(probabilities) != len(task.classes):
@@ -85,7 +88,7 @@ def read_table(path: Path, task: TaskCard, kind: Kind, threshold: float = 0.5) -
             f"(found {', '.join(probabilities)})"
         )
     reading = _Reader(path, task, kind, threshold, path.parent, "slice" in header)
-    for number, row in enumerate(rows, start=2):
+    for number, row in rows:
         reading.add(number, row)
     return reading.finish()
 
@@ -161,7 +164,7 @@ class _Reader:
             self.problems.append(f"{where}: patient {pid} lies in folds {table.folds[pid]} and {fold}")
 
     def _slice(self, text: str, where: str) -> int:
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             self.problems.append(f"{where}: slice '{text}' is not a non-negative integer")
             return -1
         return int(text)

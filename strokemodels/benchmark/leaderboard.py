@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from strokedata.io import atomic_write_text
 from strokemodels.benchmark.errors import PredictionFileError
@@ -45,6 +45,12 @@ class LeaderboardEntry(BaseModel):
     )
     predictions: str
     predictions_sha256: str
+
+    @model_validator(mode="after")
+    def _one_replicate_per_resample(self) -> LeaderboardEntry:
+        if self.replicates is not None and len(self.replicates) != self.bootstrap:
+            raise ValueError(f"{len(self.replicates)} replicates for {self.bootstrap} resamples")
+        return self
 
     @property
     def label(self) -> str:

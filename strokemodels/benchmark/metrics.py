@@ -81,11 +81,6 @@ class Ranking:
         return auc[0] if weights is None else auc
 
 
-def roc_auc(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Return ROC-AUC of (n,) binary truth and scores, once or per row of (B, n) weights (Ranking.auc)."""
-    return Ranking(truth, scores).auc(weights)
-
-
 def multilabel_metrics(
     tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray, exact: np.ndarray, labels: list[str]
 ) -> dict[str, np.ndarray]:

@@ -68,7 +68,7 @@ def benchmark_schemas() -> dict[str, dict[str, Any]]:
         ("compare-report.schema.json", CompareReport),
         ("leaderboard-entry.schema.json", LeaderboardEntry),
     ):
-        schemas[file_name] = model.model_json_schema()
+        schemas[file_name] = model.model_json_schema(mode="serialization")
     return schemas
 
 

@@ -75,6 +75,10 @@ class ScoreReport(BaseModel):
     fold_mean_std: dict[str, tuple[float | None, float | None]] | None = Field(
         default=None, description="headline metric -> (mean, sample std) over folds"
     )
+    not_in_any_fold: int = Field(
+        default=0,
+        description="patients without a fold (missing, scored as wrong): in the pooled metrics only",
+    )
     bootstrap: int = Field(description="resamples behind each ci95 (0: none)")
     seed: int
     missing_scored_as_wrong: int = Field(default=0, description="units without a prediction, scored as wrong")
@@ -93,11 +97,13 @@ def headline(task: TaskCard, metrics: Collection[str]) -> list[str]:
     return [name for name in [*task.metrics, "roc_auc_ovr"] if name in metrics]
 
 
-def _finite(value: float) -> float | None:
+def finite_or_none(value: float) -> float | None:
+    """Return ``value`` rounded to 12 decimals, or None when it is NaN or infinite (undefined)."""
     return None if not np.isfinite(value) else round(float(value), 12)
 
 
-def _interval(samples: np.ndarray) -> tuple[float, float] | None:
+def interval95(samples: np.ndarray) -> tuple[float, float] | None:
+    """Return the 95% percentile interval of the defined (finite) resampled values; None if none is."""
     finite = samples[np.isfinite(samples)]
     if finite.size == 0:
         return None
@@ -106,7 +112,7 @@ def _interval(samples: np.ndarray) -> tuple[float, float] | None:
 
 
 def _fold_key(fold: str) -> tuple[int, int, str]:
-    return (0, int(fold), "") if fold.isdigit() else (1, 0, fold)
+    return (0, int(fold), fold) if fold.isascii() and fold.isdigit() else (1, 0, fold)
 
 
 def _folds(
@@ -119,14 +125,16 @@ def _folds(
     values = metrics_at(evidence, weights)
     wanted = headline(task, values)
     per_fold = [
-        FoldScore(fold=name, n=int(weights[j].sum()), metrics={m: _finite(values[m][j]) for m in wanted})
+        FoldScore(
+            fold=name, n=int(weights[j].sum()), metrics={m: finite_or_none(values[m][j]) for m in wanted}
+        )
         for j, name in enumerate(names)
     ]
     summary = {}
     for metric in wanted:
         finite = values[metric][np.isfinite(values[metric])]
-        mean = _finite(finite.mean()) if finite.size else None
-        std = _finite(finite.std(ddof=1)) if finite.size > 1 else None
+        mean = finite_or_none(finite.mean()) if finite.size else None
+        std = finite_or_none(finite.std(ddof=1)) if finite.size > 1 else None
         summary[metric] = (mean, std)
     return per_fold, summary
 
@@ -198,6 +206,7 @@ def score(
     names = headline(task, point)
     ordered = names + [name for name in point if name not in names]
     per_fold, fold_summary = _folds(task, evidence, predicted.folds) if predicted.folds else (None, None)
+    foldless = sum(pid not in predicted.folds for pid in evidence.patients) if predicted.folds else 0
     paired = None
     if replicates and bootstrap:
         paired = paired_metrics([evidence], bootstrap, seed)[0][task.primary]
@@ -209,19 +218,21 @@ def score(
         n_units=len(evidence.cells),
         metrics={
             name: MetricValue(
-                value=_finite(point[name]), ci95=None if resampled is None else _interval(resampled[name])
+                value=finite_or_none(point[name]),
+                ci95=None if resampled is None else interval95(resampled[name]),
             )
             for name in ordered
         },
         confusion_matrix=_confusion(task, evidence),
         per_fold=per_fold,
         fold_mean_std=fold_summary,
+        not_in_any_fold=foldless,
         bootstrap=bootstrap,
         seed=seed,
         missing_scored_as_wrong=missing,
         truth_fingerprint=truth_fingerprint(task, truth),
         policies=task.policies,
-        replicates=None if paired is None else tuple(_finite(v) for v in paired),
+        replicates=None if paired is None else tuple(finite_or_none(v) for v in paired),
     )
 
 

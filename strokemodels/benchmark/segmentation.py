@@ -45,7 +45,6 @@ SEGMENTATION_METRICS: tuple[str, ...] = (
     "lesion_count_difference",
     "hd95_mm",
 )
-LOWER_IS_BETTER: frozenset[str] = frozenset({"volume_difference_ml", "lesion_count_difference", "hd95_mm"})
 
 _Mask = NDArray[np.bool_]
 

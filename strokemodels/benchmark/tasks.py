@@ -149,7 +149,8 @@ TASKS: dict[str, TaskCard] = {
             "empty truth": "with a single class in the truth, ROC-AUC is undefined (null) and the "
             "sensitivity or specificity of the absent class is 0",
             "empty prediction": "precision with no positive prediction is 0",
-            "undefined metric": "a 0/0 is 0 (scikit-learn zero_division=0); ROC-AUC of one class is null",
+            "undefined metric": "a 0/0 is 0 (scikit-learn zero_division=0); ROC-AUC of one class is null, "
+            "and bootstrap resamples holding one class are left out of its interval",
             "unit": "one row per patient",
         },
         published=[

@@ -9,7 +9,7 @@ from strokedata import load_dataset
 from strokedata.executor import executor_for
 from strokedata.labels import favourable_recanalization, patient_regions_job, slice_regions_job
 from strokedata.manifest import Modality
-from strokedata.splits import partition_members
+from strokedata.splits import select_partition
 from strokemodels.benchmark.files import Rows
 
 
@@ -32,8 +32,7 @@ def truth_from_dataset(
     dataset = load_dataset(root)
     manifests = list(dataset)
     if split is not None:
-        chosen = set(partition_members(split, partition or ""))
-        manifests = [m for m in manifests if m.patient_id in chosen]
+        manifests = select_partition(manifests, split, partition or "")
     values: dict[str, Any]
     if task == "occlusion":
         values = {m.patient_id: m.labels.occlusion_location for m in manifests}
