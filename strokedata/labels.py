@@ -84,6 +84,20 @@ def core_volume_ml(core: np.ndarray, affine: np.ndarray) -> float:
     return int(np.count_nonzero(core)) * voxel_volume_ml(affine)
 
 
+def left_right_axis(affine: np.ndarray) -> int:
+    """Return the voxel axis (0, 1 or 2) that runs closest to the world's left-right (x) axis.
+
+    >>> left_right_axis(np.diag([1.0, 1.0, 1.0, 1.0])), left_right_axis(np.array(
+    ...     [[0, 0, -1, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=float))
+    (0, 2)
+    """
+    orientation = io_orientation(np.asarray(affine, dtype=np.float64))
+    axes = np.flatnonzero(orientation[:, 0] == 0)
+    if axes.size != 1:
+        raise ValueError(f"no voxel axis runs along the left-right axis of the affine {affine.tolist()}")
+    return int(axes[0])
+
+
 def occluded_side_from_tmax(tmax: np.ndarray, affine: np.ndarray) -> OcclusionSide:
     """Return the occluded hemisphere by the rule of 000_194d37a6ad1291e8.txt: 'L' or 'R'.
 
@@ -91,7 +105,10 @@ def occluded_side_from_tmax(tmax: np.ndarray, affine: np.ndarray) -> OcclusionSi
     sum of Tmax is divided by the number of non-zero voxels, and the larger value marks the occluded
     side. Ties go to 'L'.
     """
-    axis, direction = (int(v) for v in io_orientation(affine)[0])  # voxel axis of world x, and its sign
+    axis = left_right_axis(affine)
+    direction = int(
+        io_orientation(np.asarray(affine, dtype=np.float64))[axis, 1]
+    )  # +1: index grows rightwards
     size = tmax.shape[axis]
     lower = np.take(tmax, np.arange(size // 2), axis=axis)
     upper = np.take(tmax, np.arange(size - size // 2, size), axis=axis)

@@ -46,3 +46,17 @@ def test_tmax_rule_finds_the_side_with_longer_tmax(
     delayed = slice(0, half) if (side == "L") == low_is_left else slice(half, 2 * half)
     tmax[delayed] += extra
     assert occluded_side_from_tmax(tmax, affine) == side
+
+
+def test_the_tmax_rule_follows_the_left_right_axis_of_any_voxel_order() -> None:
+    import numpy as np
+
+    from strokedata.labels import occluded_side_from_tmax
+
+    tmax = np.zeros((4, 6, 8))
+    tmax[:, :, 6:] = 10.0  # high Tmax at the top of voxel axis 2
+    tmax[:, :, :2] = 1.0
+    swapped = np.array([[0, 0, 1.0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1]])  # axis 2 = world +x
+    assert occluded_side_from_tmax(tmax, swapped) == "R"
+    swapped[0, 2] = -1.0  # axis 2 now runs towards the left
+    assert occluded_side_from_tmax(tmax, swapped) == "L"
