@@ -31,6 +31,8 @@ _HEADER_PEEK = _NIFTI2_SIZE + 4
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process's umask (there is no getter) and put it back
 _PEEK_CHUNK = 4096
+MAX_VOXELS = 2**31 - 1
+"""The most voxels an image may declare before read_volume refuses it (the default voxel limit)."""
 _DECOMPRESSION_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     zlib.error,

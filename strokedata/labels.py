@@ -10,7 +10,7 @@ import numpy as np
 from nibabel.orientations import io_orientation
 
 from strokedata.errors import StrokedataError
-from strokedata.io import ImageReadError, read_volume
+from strokedata.io import MAX_VOXELS, ImageReadError, read_volume
 from strokedata.manifest import (
     MTICI,
     MTICI_GRADES,
@@ -21,8 +21,6 @@ from strokedata.manifest import (
     OcclusionSide,
     PatientManifest,
 )
-
-_VOXEL_LIMIT = 2**31 - 1
 
 
 def regions_from_clot(clot: np.ndarray, atlas: np.ndarray) -> np.ndarray:
@@ -150,8 +148,8 @@ def _clot_and_atlas(folder: Path, manifest: PatientManifest) -> tuple[np.ndarray
     """Return a patient's CLOT and its ATLAS rounded to integers, or None when it lacks either."""
     if Modality.CLOT not in manifest.images or Modality.ATLAS not in manifest.images:
         return None
-    clot = read_volume(folder / manifest.images[Modality.CLOT], _VOXEL_LIMIT).scaled()
-    atlas = read_volume(folder / manifest.images[Modality.ATLAS], _VOXEL_LIMIT).scaled()
+    clot = read_volume(folder / manifest.images[Modality.CLOT], MAX_VOXELS).scaled()
+    atlas = read_volume(folder / manifest.images[Modality.ATLAS], MAX_VOXELS).scaled()
     return clot, np.rint(atlas)
 
 

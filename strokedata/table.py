@@ -16,7 +16,7 @@ import numpy as np
 from strokedata.dataset import load_dataset
 from strokedata.errors import StrokedataError
 from strokedata.executor import Executor, executor_for
-from strokedata.io import ImageReadError, read_header, read_volume
+from strokedata.io import MAX_VOXELS, ImageReadError, read_header, read_volume
 from strokedata.labels import (
     core_volume_ml,
     favourable_recanalization,
@@ -29,7 +29,6 @@ from strokedata.manifest import N_REGIONS, Modality, PatientManifest
 if TYPE_CHECKING:
     import pandas as pd
 
-_VOXEL_LIMIT = 2**31 - 1
 REGION_COLUMNS = [f"region_{k:02d}" for k in range(N_REGIONS)]
 """Columns of the clot-region vector."""
 FIXED_COLUMNS = [
@@ -72,10 +71,10 @@ def _derived(folder: Path, manifest: PatientManifest) -> dict[str, Any]:
     row.update(dict(zip(REGION_COLUMNS, cells, strict=True)))
     core_volume = tmax_side = None
     if Modality.CORE in manifest.images:
-        core = read_volume(folder / manifest.images[Modality.CORE], _VOXEL_LIMIT)
+        core = read_volume(folder / manifest.images[Modality.CORE], MAX_VOXELS)
         core_volume = round(core_volume_ml(core.scaled(), core.header.affine), 6)
     if Modality.TMAX in manifest.images:
-        tmax = read_volume(folder / manifest.images[Modality.TMAX], _VOXEL_LIMIT)
+        tmax = read_volume(folder / manifest.images[Modality.TMAX], MAX_VOXELS)
         tmax_side = occluded_side_from_tmax(np.asarray(tmax.scaled(), dtype=np.float64), tmax.header.affine)
     row["core_volume_ml"] = core_volume
     row["occlusion_side_tmax"] = tmax_side

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from strokedata.io import MAX_VOXELS
 from strokedata.manifest import Modality
 from strokedata.validation.codes import CODES, Severity
 
@@ -31,7 +32,7 @@ class ValidationConfig(BaseModel):
         default=1e-3, description="largest element-wise affine difference (mm) inside a co-registered group"
     )
     max_voxels: Annotated[int, Field(gt=0)] = Field(
-        default=2**31 - 1, description="headers declaring more voxels are refused before any allocation"
+        default=MAX_VOXELS, description="headers declaring more voxels are refused before any allocation"
     )
     hu_range: tuple[float, float] = Field(
         default=(-1100.0, 4000.0), description="plausible Hounsfield units for NCCT, CTA, MCTA and CTP"

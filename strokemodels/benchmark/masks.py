@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from strokedata.executor import executor_for
-from strokedata.io import ImageReadError, Volume, read_volume
+from strokedata.io import MAX_VOXELS, ImageReadError, Volume, read_volume
 from strokemodels.benchmark.errors import ScoringError
 from strokemodels.benchmark.segmentation import segmentation_metrics
 
-_VOXEL_LIMIT = 2**31 - 1
 _AFFINE_TOLERANCE_MM = 1e-3
 
 MaskJob = tuple[str, Path, Path | None]
@@ -21,7 +20,7 @@ MaskJob = tuple[str, Path, Path | None]
 def _read_mask(pid: str, path: Path, role: str) -> Volume:
     """Return a mask image; ScoringError names the patient and the file when it is unreadable."""
     try:
-        return read_volume(path, _VOXEL_LIMIT)
+        return read_volume(path, MAX_VOXELS)
     except (ImageReadError, OSError) as error:
         raise ScoringError(f"patient {pid}: the {role} mask {path} cannot be read: {error}") from None
 

@@ -36,15 +36,10 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-SEGMENTATION_METRICS: tuple[str, ...] = (
-    "dice",
-    "precision",
-    "recall",
-    "volume_difference_ml",
-    "lesion_f1",
-    "lesion_count_difference",
-    "hd95_mm",
-)
+from strokemodels.benchmark.tasks import TASKS
+
+SEGMENTATION_METRICS: tuple[str, ...] = tuple(TASKS["core"].metrics)
+"""The keys of ``segmentation_metrics``, in order: the core task card's metrics."""
 
 _Mask = NDArray[np.bool_]
 
