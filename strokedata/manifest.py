@@ -10,7 +10,15 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -192,6 +200,28 @@ def _check_clinical(values: dict[str, ClinicalValue]) -> dict[str, ClinicalValue
     return values
 
 
+class Preprocessing(BaseModel):
+    """How ``strokedata preprocess`` made a patient folder from another dataset's patient."""
+
+    model_config = _STRICT
+
+    pipeline: Annotated[str, StringConstraints(min_length=1)] = Field(description="the named pipeline")
+    parameters: dict[str, JsonValue] = Field(description="the pipeline's parameters, defaults included")
+    tool_version: Annotated[str, StringConstraints(min_length=1)] = Field(
+        description="version of strokebench that ran the pipeline"
+    )
+    inputs: dict[str, str] = Field(
+        description="sha256 of each input file's bytes, keyed by its path relative to the input root"
+    )
+    cache_key: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] = Field(
+        description="sha256 of pipeline, parameters, tool version and inputs: unchanged means up to date"
+    )
+    steps: list[dict[str, JsonValue]] = Field(
+        default_factory=list,
+        description="the transforms applied, in order, with their arguments and per-patient decisions",
+    )
+
+
 class Provenance(BaseModel):
     """Where a patient's data came from."""
 
@@ -200,6 +230,9 @@ class Provenance(BaseModel):
     source: str | None = Field(default=None, description="source dataset or site archive")
     original_ids: dict[str, str] = Field(default_factory=dict, description="identifiers in the source")
     tool_version: str | None = Field(default=None, description="tool that wrote this folder")
+    preprocessing: Preprocessing | None = Field(
+        default=None, description="set by `strokedata preprocess`: how this folder was derived"
+    )
 
 
 class PatientManifest(BaseModel):

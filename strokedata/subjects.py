@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torchio as tio
 
 from strokedata.dataset import load_dataset
 from strokedata.errors import StrokedataError
+from strokedata.io import MAX_VOXELS, read_volume
 from strokedata.labels import favourable_recanalization, occlusion_class_index
 from strokedata.manifest import LABEL_MAPS, Modality, PatientManifest
 from strokedata.splits import select_partition
@@ -24,6 +26,28 @@ from strokedata.splits import select_partition
 
 class SubjectsError(StrokedataError):
     """Subjects cannot be built as asked (patients lacking a requested modality)."""
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Return a NIfTI image as TorchIO wants it: (channels, x, y, z) voxels after the header's scaling, and
+    the affine. A 4D series gives its time points as channels; a 5D file with a singleton fourth axis
+    (x, y, z, 1, t), as some exports write CTP, is read as (t, x, y, z).
+
+    The TorchIO reader for every image of ``patient_subject``: the file named, never a sibling (SimpleITK
+    asked for x.nii.gz may read x.nii), decompressed by ISA-L (docs/performance.md); raises
+    ``strokedata.io.ImageReadError`` naming the file when it is corrupt or truncated.
+    """
+    volume = read_volume(Path(path), MAX_VOXELS)
+    data = volume.scaled()
+    if data.ndim == 5 and data.shape[3] == 1:
+        data = data[:, :, :, 0, :]
+    if data.ndim == 3:
+        data = data[np.newaxis]
+    elif data.ndim == 4:
+        data = np.moveaxis(data, -1, 0)
+    else:
+        raise ValueError(f"{Path(path).name} has {data.ndim} dimensions; images are 3D, series 4D")
+    return np.array(data, order="K"), volume.header.affine
 
 
 def patient_labels(manifest: PatientManifest) -> dict[str, Any]:
@@ -45,13 +69,14 @@ def patient_subject(
     root: Path, manifest: PatientManifest, modalities: Sequence[Modality] | None = None
 ) -> tio.Subject:
     """Return one patient as a lazily loaded ``tio.Subject``: its images (all, or ``modalities``) keyed
-    by modality name, and the attributes patient_id, site, clinical and those of ``patient_labels``."""
+    by modality name and read with ``read_image``, and the attributes patient_id, site, clinical and
+    those of ``patient_labels``."""
     folder = Path(root) / manifest.patient_id
     images: dict[str, tio.Image] = {}
     for modality, relative in manifest.images.items():
         if modalities is None or modality in modalities:
             kind = tio.LabelMap if modality in LABEL_MAPS else tio.ScalarImage
-            images[modality.value] = kind(folder / relative)
+            images[modality.value] = kind(folder / relative, reader=read_image)
     return tio.Subject(
         **images,
         patient_id=manifest.patient_id,

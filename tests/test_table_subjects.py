@@ -21,7 +21,7 @@ from strokedata.labels import core_volume_ml, occlusion_class_index, patient_reg
 from strokedata.manifest import LABEL_MAPS, Modality, PatientManifest
 from strokedata.phantoms import generate_dataset, preset
 from strokedata.splits import make_split, write_split
-from strokedata.subjects import SubjectsError, subject_dicts, subjects, subjects_dataset
+from strokedata.subjects import SubjectsError, read_image, subject_dicts, subjects, subjects_dataset
 from strokedata.table import FIXED_COLUMNS, REGION_COLUMNS, TableError, dataset_table, table_bytes
 from tests.builders import tree_digest
 
@@ -165,3 +165,24 @@ def test_core_volume_is_voxels_times_voxel_volume() -> None:
     assert core_volume_ml(core, np.diag([0.5, 0.5, 4.0, 1.0])) == pytest.approx(8 * 1.0 / 1000)
     rotated = np.array([[0.0, -2.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 3.0, 0.0], [0, 0, 0, 1]])
     assert core_volume_ml(core, rotated) == pytest.approx(8 * 12 / 1000)
+
+
+def test_read_image_gives_channels_first_scaled_voxels_of_the_named_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    stored = rng.integers(-100, 100, (5, 4, 3)).astype(np.int16)
+    image = nib.Nifti1Image(stored, np.diag([2.0, 2.0, 3.0, 1.0]))
+    image.header.set_slope_inter(0.5, 10.0)
+    nib.save(image, tmp_path / "ct.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((5, 4, 3), np.int16), np.eye(4)), tmp_path / "ct.nii")  # a sibling
+    data, affine = read_image(tmp_path / "ct.nii.gz")
+    assert data.shape == (1, 5, 4, 3) and data.flags.writeable
+    np.testing.assert_allclose(data[0], stored * 0.5 + 10.0)
+    np.testing.assert_array_equal(affine, np.diag([2.0, 2.0, 3.0, 1.0]))
+    series = rng.random((5, 4, 3, 7)).astype(np.float32)
+    nib.save(nib.Nifti1Image(series, np.eye(4)), tmp_path / "ctp.nii")
+    nib.save(nib.Nifti1Image(series[:, :, :, None, :], np.eye(4)), tmp_path / "ctp5d.nii")
+    for name in ("ctp.nii", "ctp5d.nii"):
+        data, _ = read_image(tmp_path / name)
+        np.testing.assert_array_equal(data, np.moveaxis(series, -1, 0))
+    loaded = tio.ScalarImage(tmp_path / "ctp5d.nii", reader=read_image)
+    assert loaded.shape == (7, 5, 4, 3)

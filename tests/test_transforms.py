@@ -25,10 +25,12 @@ from strokedata.transforms import (
     CT_WINDOWS,
     MIRRORED,
     PERFUSION_000,
+    TMAX_SIDE,
     AddMirroredChannel,
     ClipAndScale,
     CTWindow,
     MirrorToCanonicalSide,
+    OccludedSideFromTmax,
     RelativeToContralateral,
     TemporalResample,
     resample_frames,
@@ -273,6 +275,17 @@ def test_relative_maps_refuse_an_empty_hemisphere_and_a_mask_on_another_grid() -
 
 
 # --- mirroring to a canonical side --------------------------------------------------------------------
+
+
+def test_the_tmax_rule_transform_finds_the_phantoms_side_and_changes_no_image(
+    loaded: list[tio.Subject],
+) -> None:
+    for subject in loaded:
+        before = _arrays(subject)
+        out = OccludedSideFromTmax()(subject)
+        assert out[TMAX_SIDE] == subject["occlusion_side"]  # the phantom's truth
+        assert _same_bytes(_arrays(out), before)
+        assert [name for name, _ in out.applied_transforms] == ["OccludedSideFromTmax"]
 
 
 @pytest.mark.parametrize("canonical", ["R", "L"])

@@ -1,5 +1,5 @@
-"""Transforms across the midline: maps relative to the contralateral hemisphere (000), mirroring to a
-canonical side (000) and the mirrored copy as extra channels (002).
+"""Transforms across the midline: the occluded side from Tmax (000), maps relative to the contralateral
+hemisphere (000), mirroring to a canonical side (000) and the mirrored copy as extra channels (002).
 
 The midline is the middle of the voxel axis that runs closest to the world's left-right axis, found from
 each image's own affine (``left_right_axis``). As in ``strokedata.labels.occluded_side_from_tmax``, a
@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torchio as tio
 
-from strokedata.labels import left_right_axis
+from strokedata.labels import left_right_axis, occluded_side_from_tmax
 from strokedata.transforms.intensity import require_image
 
 MIRRORED = "mirrored"
@@ -48,6 +48,37 @@ def _keys_tuple(keys: Sequence[str], owner: str) -> tuple[str, ...]:
     if isinstance(keys, str) or not keys:
         raise ValueError(f"{owner}: keys must be a non-empty sequence of image names, not {keys!r}")
     return tuple(str(key) for key in keys)
+
+
+TMAX_SIDE = "tmax_side"
+"""Subject key set by ``OccludedSideFromTmax``: the side the Tmax rule of 000 finds, "L" or "R"."""
+
+
+class OccludedSideFromTmax(tio.Transform):
+    """Store the occluded side found by 000's Tmax rule (``strokedata.labels.occluded_side_from_tmax``)
+    as the subject attribute ``attribute`` ("tmax_side"), for ``MirrorToCanonicalSide(side_key=...)``.
+
+    Images are not changed. The labelled side (``occlusion_side``) is kept beside it, so that a pipeline
+    can report where the rule and the label disagree.
+
+    Args:
+        key: the Tmax map, required (ValueError naming it when missing).
+        attribute: the subject key to write.
+        **kwargs: passed to ``tio.Transform``.
+    """
+
+    def __init__(self, key: str = "TMAX", attribute: str = TMAX_SIDE, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.key = key
+        self.attribute = attribute
+        self.args_names = ["key", "attribute"]
+
+    def apply_transform(self, subject: tio.Subject) -> tio.Subject:
+        """Return the subject with ``attribute`` set to the side of the larger mean non-zero Tmax."""
+        image = require_image(subject, self.key, self.name)
+        subject[self.attribute] = occluded_side_from_tmax(image.numpy()[0], image.affine)
+        subject.update_attributes()
+        return subject
 
 
 class RelativeToContralateral(tio.IntensityTransform):
