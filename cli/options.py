@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import typer
 
 
@@ -34,3 +37,23 @@ def parse_names(texts: list[str], allowed: list[str], option: str) -> list[str]:
             raise typer.BadParameter(f"{option} '{item}': choose from {', '.join(allowed)}")
         names.append(by_upper[item.upper()])
     return names
+
+
+def parse_json_assignments(texts: list[str], option: str) -> dict[str, Any]:
+    """Return {NAME: value} from 'NAME=VALUE' items; VALUE is read as JSON, else kept as a string.
+
+    Raises typer.BadParameter naming the option when an item has no '=' or no name, or a name repeats.
+    """
+    values: dict[str, Any] = {}
+    for item in texts:
+        name, separator, text = item.partition("=")
+        name = name.strip()
+        if not separator or not name:
+            raise typer.BadParameter(f"{option} '{item}': give NAME=VALUE")
+        if name in values:
+            raise typer.BadParameter(f"{option}: '{name}' is given twice")
+        try:
+            values[name] = json.loads(text)
+        except ValueError:
+            values[name] = text
+    return values

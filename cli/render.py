@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     import pandas as pd
 
+    from strokedata.preprocess import Pipeline, PreprocessReport
     from strokedata.splits import SplitFile, SplitReport
     from strokedata.validation import ValidationReport
     from strokedata.validation.runner import Progress as ProgressCallback
@@ -31,6 +33,7 @@ _PHASE_TITLES = {
     "headers": "Checking manifests and headers",
     "voxels": "Reading voxels",
     "phantoms": "Generating phantoms",
+    "preprocess": "Preprocessing",
 }
 
 
@@ -193,6 +196,61 @@ def render_task(card: TaskCard) -> None:
 
 TableData = tuple[str, list[str], list[list[str]]]
 """(title, column headers, rows of cells): rendered with rich on a terminal or as Markdown."""
+
+
+def render_pipelines(pipelines: list[Pipeline]) -> None:
+    """Print the pipelines: name, task, required and written modalities, what they do."""
+    table = Table(title="Preprocessing pipelines (strokedata pipelines NAME shows the parameters)")
+    for header in ("pipeline", "task"):
+        table.add_column(header, no_wrap=True)
+    for header in ("requires", "writes", "what it does"):
+        table.add_column(header, overflow="fold")
+    for pipeline in pipelines:
+        table.add_row(
+            Text(pipeline.name),
+            Text(pipeline.task),
+            Text(", ".join(m.value for m in pipeline.requires)),
+            Text(", ".join(m.value for m in pipeline.writes)),
+            Text(pipeline.description),
+        )
+    console.print(table)
+
+
+def render_pipeline(pipeline: Pipeline) -> None:
+    """Print one pipeline: what it does, its stored and loading steps, its parameters and defaults."""
+    plain(f"{pipeline.name} ({pipeline.task} task): {pipeline.description}")
+    plain(
+        f"requires {', '.join(m.value for m in pipeline.requires)}; "
+        f"writes {', '.join(m.value for m in pipeline.writes)} when present"
+    )
+    plain("stored steps: " + (", ".join(type(t).__name__ for t in pipeline.transform().transforms) or "none"))
+    plain("on loading: " + (", ".join(type(t).__name__ for t in pipeline.loading().transforms) or "none"))
+    table = Table(title=Text(f"Parameters of {pipeline.name} (--set NAME=VALUE)"))
+    for header in ("name", "default", "meaning"):
+        table.add_column(header, overflow="fold")
+    defaults = pipeline.params().model_dump(mode="json")
+    for name, info in pipeline.params.model_fields.items():
+        table.add_row(Text(name), Text(json.dumps(defaults[name])), Text(info.description or ""))
+    console.print(table)
+
+
+def render_preprocess(report: PreprocessReport) -> None:
+    """Print a preprocessing run: counts, then every failed patient with its reason."""
+    counts = Counter(outcome.status for outcome in report.outcomes)
+    plain(
+        f"pipeline {report.pipeline} -> {report.out}: {counts['written']} written, "
+        f"{counts['skipped']} up to date, {counts['failed']} failed"
+    )
+    if report.failed:
+        table = Table(title="Failed patients (the others were written)")
+        table.add_column("patient")
+        table.add_column("reason", overflow="fold")
+        for outcome in report.failed:
+            table.add_row(Text(outcome.patient_id), Text(outcome.reason))
+        console.print(table)
+    if report.stale:
+        shown = ", ".join(report.stale[:10]) + (" ..." if len(report.stale) > 10 else "")
+        note(f"{len(report.stale)} output patient folder(s) have no input patient (left in place): {shown}")
 
 
 def plain(text: str) -> None:

@@ -10,7 +10,7 @@ import typer
 from cli import render
 from cli.app import make_app
 from cli.errors import EXIT_USAGE, library_errors, option_errors
-from cli.options import parse_assignments, parse_names
+from cli.options import parse_assignments, parse_json_assignments, parse_names
 
 app = make_app(
     "strokedata",
@@ -260,6 +260,62 @@ def table(
         return
     atomic_write_bytes(out, payload)
     render.note(f"wrote {len(frame)} rows and {len(frame.columns)} columns to {out}")
+
+
+@app.command()
+def pipelines(
+    name: Annotated[str | None, typer.Argument(help="Show one pipeline's parameters.")] = None,
+) -> None:
+    """List the preprocessing pipelines, or one pipeline's steps and parameters with their defaults."""
+    from strokedata.preprocess import PIPELINES, get_pipeline
+
+    if name is None:
+        render.render_pipelines(list(PIPELINES.values()))
+        return
+    with option_errors():
+        try:
+            chosen = get_pipeline(name)
+        except ValueError as problem:
+            raise typer.BadParameter(str(problem)) from None
+    render.render_pipeline(chosen)
+
+
+@app.command()
+def preprocess(
+    dataset: Annotated[Path, typer.Argument(help="Dataset root (only read).")],
+    pipeline: Annotated[
+        str, typer.Option("--pipeline", "-p", help="occlusion, recanalization, core or clot-regions.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder of the new dataset (outside the input).")],
+    set_values: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a parameter as NAME=VALUE, VALUE in JSON (e.g. register=false, "
+            "tmax_range=[0,16]); repeatable. `strokedata pipelines NAME` lists them.",
+        ),
+    ] = None,
+    compress: Annotated[bool, typer.Option("--compress", help="Write .nii.gz instead of .nii.")] = False,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
+    ] = None,
+) -> None:
+    """Run a task's preprocessing over every patient and write the result as a new dataset.
+
+    Patients whose inputs and parameters are unchanged are skipped; a patient that fails is reported and
+    the others go on. Exit status: 0 all done, 1 some patient failed, 2 usage error.
+    """
+    from strokedata.preprocess import preprocess_dataset
+
+    with option_errors():
+        overrides = parse_json_assignments(set_values or [], "--set")
+    resume = "interrupted; every patient folder written is complete: run the command again to resume"
+    with library_errors(resume), render.progress_bar() as progress:
+        report = preprocess_dataset(
+            dataset, pipeline, out, parameters=overrides, compress=compress, jobs=jobs, progress=progress
+        )
+    render.render_preprocess(report)
+    raise typer.Exit(EXIT_VALID if report.ok else EXIT_INVALID)
 
 
 def main() -> None:

@@ -208,7 +208,10 @@ def read_volume(path: Path, max_voxels: int) -> Volume:
     declaring billions of voxels never causes an allocation.
     """
     with _read_errors(path.name):
-        raw = path.read_bytes()
+        buffer = bytearray(path.stat().st_size)  # writable, so that voxels read from a .nii need no copy
+        with path.open("rb") as stream:
+            del buffer[stream.readinto(buffer) :]  # in place; a file that shrank meanwhile reads as truncated
+        raw: bytes | bytearray = buffer
         file_bytes = len(raw)
         header = _header_block(io.BytesIO(raw), path.name)
         if header.n_voxels > max_voxels:

@@ -2,7 +2,10 @@
 
 Intensity: ``ClipAndScale`` (000's ``PERFUSION_000`` ranges) and ``CTWindow`` (``CT_WINDOWS``).
 Across the midline: ``OccludedSideFromTmax`` (000), ``RelativeToContralateral`` (000),
-``MirrorToCanonicalSide`` (000, invertible) and ``AddMirroredChannel`` (002). Time: ``TemporalResample`` (002, 32 frames).
+``MirrorToCanonicalSide`` (000, invertible) and ``AddMirroredChannel`` (002).
+Time: ``TemporalResample`` (002, 32 frames).
+Masks: ``BrainMaskFromLargestComponent`` (000, artefacts outside the brain) and ``SkullStrip`` (CT in HU).
+Space: ``RegisterToTemplate`` (000, affine registration to the phantom template with itk-elastix).
 
 Example:
     >>> import torchio as tio
@@ -19,20 +22,39 @@ from strokedata.transforms.hemispheres import (
     RelativeToContralateral,
 )
 from strokedata.transforms.intensity import CT_MODALITIES, CT_WINDOWS, PERFUSION_000, ClipAndScale, CTWindow
+from strokedata.transforms.masks import (
+    AIR_HU,
+    PERFUSION_MASK,
+    SOFT_TISSUE_HU,
+    BrainMaskFromLargestComponent,
+    SkullStrip,
+    largest_component,
+    skull_strip_mask,
+)
+from strokedata.transforms.registration import REGISTRATION, RegisterToTemplate
 from strokedata.transforms.temporal import TemporalResample, resample_frames
 
 __all__ = [
+    "AIR_HU",
     "CT_MODALITIES",
     "CT_WINDOWS",
     "MIRRORED",
     "PERFUSION_000",
+    "PERFUSION_MASK",
+    "REGISTRATION",
+    "SOFT_TISSUE_HU",
     "TMAX_SIDE",
     "AddMirroredChannel",
+    "BrainMaskFromLargestComponent",
     "CTWindow",
     "ClipAndScale",
     "MirrorToCanonicalSide",
     "OccludedSideFromTmax",
+    "RegisterToTemplate",
     "RelativeToContralateral",
+    "SkullStrip",
     "TemporalResample",
+    "largest_component",
     "resample_frames",
+    "skull_strip_mask",
 ]

@@ -1,0 +1,288 @@
+"""The named preprocessing pipelines, one per task, each from its paper (docs/preprocess.md).
+
+A pipeline says which modalities it needs and reads, which it writes, its parameters (a pydantic model
+with the paper's defaults), the transforms whose output is stored (``transform``) and those best applied
+when loading for training (``loading``: what the canonical layout cannot hold, such as extra channels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torchio as tio
+from pydantic import BaseModel, ConfigDict, Field
+
+from strokedata.labels import regions_from_clot
+from strokedata.manifest import Labels, Modality
+from strokedata.transforms import (
+    MIRRORED,
+    TMAX_SIDE,
+    AddMirroredChannel,
+    BrainMaskFromLargestComponent,
+    ClipAndScale,
+    CTWindow,
+    MirrorToCanonicalSide,
+    OccludedSideFromTmax,
+    RegisterToTemplate,
+    RelativeToContralateral,
+    SkullStrip,
+    TemporalResample,
+)
+
+M = Modality
+Range = tuple[float, float]
+
+
+class PipelineParams(BaseModel):
+    """Parameters of a pipeline; unknown names are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OcclusionParams(PipelineParams):
+    """000: register, brain mask, relative CBF/CBV, clip and scale, mirror left occlusions."""
+
+    registration: str | None = Field(
+        default="affine",
+        description="preset registering to the phantom template (docs/registration.md); null: none",
+    )
+    brain_mask: bool = Field(default=True, description="zero voxels outside the largest connected component")
+    side: Literal["rule", "label"] = Field(
+        default="rule", description="mirror by the Tmax rule of 000 ('rule') or by labels.occlusion_side"
+    )
+    canonical_side: Literal["L", "R"] = Field(default="R", description="the side lesions are moved to")
+    tmax_range: Range = Field(default=(0.0, 20.0), description="Tmax clipped to this range (s), then [0, 1]")
+    relative_range: Range = Field(
+        default=(0.0, 400.0), description="relative CBF and CBV clipped to this range (%), then [0, 1]"
+    )
+
+
+class RecanalizationParams(PipelineParams):
+    """001: registration to a CT template and brain extraction, for NCCT and CTA."""
+
+    registration: str | None = Field(
+        default="affine",
+        description="preset registering to the phantom template (docs/registration.md); null: none",
+    )
+    skull_strip: bool = Field(default=True, description="CT brain extraction; BRAIN_MASK written for NCCT")
+
+
+class CoreParams(PipelineParams):
+    """002: the CTP source resampled to a fixed number of frames; the mirrored channel added on loading."""
+
+    frames: int = Field(default=32, ge=2, description="CTP time points after temporal resampling")
+    registration: str | None = Field(
+        default=None,
+        description="preset registering the perfusion group to the symmetric phantom template (whole-head "
+        "scans only; ISLES 2018 slabs are too thin); null: none",
+    )
+
+
+class ClotRegionsParams(PipelineParams):
+    """003: the aligned multiphase CTA, SPIRAL, ATLAS and CLOT; regions derived from CLOT x ATLAS."""
+
+    window: Literal["angiography", "brain", "stroke"] | None = Field(
+        default=None, description="CT window preset scaling MCTA1-3 to [0, 1]; None keeps Hounsfield units"
+    )
+    derive_regions: bool = Field(
+        default=True, description="set labels.regions from the atlas values under clot voxels"
+    )
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One named pipeline: what it needs, reads and writes, its parameters and its transforms."""
+
+    name: str
+    task: str
+    description: str
+    requires: tuple[Modality, ...]
+    optional: tuple[Modality, ...]
+    writes: tuple[Modality, ...]
+    params: type[PipelineParams]
+    stored: Callable[[PipelineParams], list[tio.Transform]]
+    on_load: Callable[[PipelineParams], list[tio.Transform]]
+    adds: tuple[Modality, ...] = ()
+    """Modalities the pipeline creates (every output patient holds them)."""
+
+    @property
+    def reads(self) -> frozenset[Modality]:
+        """Return the modalities the pipeline reads when a patient has them."""
+        return frozenset(self.requires) | frozenset(self.optional)
+
+    def transform(self, params: PipelineParams | None = None) -> tio.Compose:
+        """Return the transforms whose output ``strokedata preprocess`` stores, composed."""
+        return tio.Compose(self.stored(params or self.params()))
+
+    def loading(self, params: PipelineParams | None = None) -> tio.Compose:
+        """Return the transforms to apply when loading the preprocessed dataset for training.
+
+        They change the subject they are given in place (no deep copy): a ``SubjectsDataset`` hands them
+        a fresh copy of each subject.
+        """
+        return tio.Compose(self.on_load(params or self.params()), copy=False)
+
+    def output_labels(
+        self, labels: Labels, subject: tio.Subject, atlas_regions: Sequence[str], params: PipelineParams
+    ) -> Labels:
+        """Return the labels of a preprocessed patient: the input's, the side and regions swapped when its
+        images were mirrored, and regions derived from its CLOT and ATLAS when the pipeline derives them."""
+        update: dict[str, object] = {}
+        regions = labels.regions
+        if subject.get(MIRRORED):
+            if labels.occlusion_side is not None:
+                update["occlusion_side"] = "R" if labels.occlusion_side == "L" else "L"
+            if regions is not None:
+                regions = [regions[index] for index in mirrored_region_order(atlas_regions)]
+        clot, atlas = subject.get(M.CLOT.value), subject.get(M.ATLAS.value)
+        if (
+            getattr(params, "derive_regions", False)
+            and isinstance(clot, tio.Image)
+            and isinstance(atlas, tio.Image)
+        ):
+            regions = [1 if value else 0 for value in regions_from_clot(clot.numpy()[0], atlas.numpy()[0])]
+        update["regions"] = regions
+        return labels.model_copy(update=update)
+
+
+def mirrored_region_order(atlas_regions: Sequence[str]) -> list[int]:
+    """Return, for each atlas value, the value of its mirror region: "L_x" <-> "R_x", others themselves.
+
+    Raises ValueError when a region named L_... or R_... has no partner on the other side.
+    """
+    index = {name: value for value, name in enumerate(atlas_regions)}
+    order = []
+    for value, name in enumerate(atlas_regions):
+        if name[:2] in ("L_", "R_"):
+            partner = ("R_" if name.startswith("L_") else "L_") + name[2:]
+            if partner not in index:
+                raise ValueError(
+                    f"atlas region '{name}' has no mirror region '{partner}'; cannot mirror labels"
+                )
+            order.append(index[partner])
+        else:
+            order.append(value)
+    return order
+
+
+def _occlusion(params: PipelineParams) -> list[tio.Transform]:
+    assert isinstance(params, OcclusionParams)
+    maps = ["CBF", "CBV", "TMAX"]
+    steps: list[tio.Transform] = []
+    if params.registration is not None:
+        steps.append(RegisterToTemplate(driver="CBF", include=maps, transform=params.registration))
+    if params.brain_mask:
+        steps.append(BrainMaskFromLargestComponent(keys=maps))
+    side_key = "occlusion_side"
+    if params.side == "rule":
+        steps.append(OccludedSideFromTmax())
+        side_key = TMAX_SIDE
+    steps += [
+        RelativeToContralateral(keys=("CBF", "CBV")),
+        ClipAndScale({"TMAX": params.tmax_range, "CBF": params.relative_range, "CBV": params.relative_range}),
+        MirrorToCanonicalSide(side_key=side_key, canonical=params.canonical_side),
+    ]
+    return steps
+
+
+def _recanalization(params: PipelineParams) -> list[tio.Transform]:
+    assert isinstance(params, RecanalizationParams)
+    steps: list[tio.Transform] = []
+    if params.registration is not None:
+        steps.append(RegisterToTemplate(driver="NCCT", include=["NCCT"], transform=params.registration))
+        steps.append(RegisterToTemplate(driver="CTA", include=["CTA"], transform=params.registration))
+    if params.skull_strip:
+        steps.append(SkullStrip(key="NCCT", mask_key="BRAIN_MASK"))
+        steps.append(SkullStrip(key="CTA"))
+    return steps
+
+
+def _core(params: PipelineParams) -> list[tio.Transform]:
+    assert isinstance(params, CoreParams)
+    steps: list[tio.Transform] = []
+    if params.registration is not None:
+        steps.append(RegisterToTemplate(driver="CTP", include=["CTP", "CORE"], transform=params.registration))
+    steps.append(TemporalResample(frames=params.frames, key="CTP"))
+    return steps
+
+
+def _core_loading(params: PipelineParams) -> list[tio.Transform]:
+    return [AddMirroredChannel(keys=("CTP",), copy=False)]
+
+
+def _clot_regions(params: PipelineParams) -> list[tio.Transform]:
+    assert isinstance(params, ClotRegionsParams)
+    steps: list[tio.Transform] = []
+    if params.window is not None:
+        steps.append(CTWindow(params.window, include=["MCTA1", "MCTA2", "MCTA3"]))
+    return steps
+
+
+def _nothing(params: PipelineParams) -> list[tio.Transform]:
+    return []
+
+
+PIPELINES: dict[str, Pipeline] = {
+    pipeline.name: pipeline
+    for pipeline in (
+        Pipeline(
+            name="occlusion",
+            task="occlusion",
+            description="000: affine registration to a centred, straight template; brain mask from the "
+            "largest connected component; CBF and CBV as % of the contralateral mean; Tmax [0, 20] s and "
+            "relative CBF/CBV [0, 400] % scaled to [0, 1]; left occlusions mirrored to the right",
+            requires=(M.CBF, M.CBV, M.TMAX),
+            optional=(),
+            writes=(M.CBF, M.CBV, M.TMAX),
+            params=OcclusionParams,
+            stored=_occlusion,
+            on_load=_nothing,
+        ),
+        Pipeline(
+            name="recanalization",
+            task="recanalization",
+            description="001: NCCT and CTA registered to a CT template and skull-stripped",
+            requires=(M.NCCT, M.CTA),
+            optional=(),
+            writes=(M.NCCT, M.BRAIN_MASK, M.CTA),
+            params=RecanalizationParams,
+            stored=_recanalization,
+            on_load=_nothing,
+            adds=(M.BRAIN_MASK,),
+        ),
+        Pipeline(
+            name="core",
+            task="core",
+            description="002: the CTP source resampled to 32 frames; on loading, its mirrored copy as "
+            "extra channels",
+            requires=(M.CTP,),
+            optional=(M.CORE,),
+            writes=(M.CTP, M.CORE),
+            params=CoreParams,
+            stored=_core,
+            on_load=_core_loading,
+        ),
+        Pipeline(
+            name="clot-regions",
+            task="clot-regions",
+            description="003: the aligned multiphase CTA with SPIRAL, ATLAS and CLOT; the 15-region label "
+            "derived from the atlas values under clot voxels",
+            requires=(M.ATLAS, M.CLOT),
+            optional=(M.MCTA1, M.MCTA2, M.MCTA3, M.SPIRAL),
+            writes=(M.MCTA1, M.MCTA2, M.MCTA3, M.SPIRAL, M.ATLAS, M.CLOT),
+            params=ClotRegionsParams,
+            stored=_clot_regions,
+            on_load=_nothing,
+        ),
+    )
+}
+"""The named pipelines, keyed by name."""
+
+
+def get_pipeline(name: str) -> Pipeline:
+    """Return the pipeline called ``name``; raise ValueError listing the names when there is none."""
+    if name not in PIPELINES:
+        raise ValueError(f"unknown pipeline '{name}'; choose one of {', '.join(PIPELINES)}")
+    return PIPELINES[name]
