@@ -440,3 +440,55 @@ def render_leaderboard(rows: list[LeaderboardRow], card: TaskCard) -> None:
 def markdown_leaderboard(rows: list[LeaderboardRow], card: TaskCard) -> str:
     """Return the leaderboard of a task as a Markdown table."""
     return markdown_table(_leaderboard_table(rows, card))
+
+
+if TYPE_CHECKING:
+    from strokedata.importers import ImportReport
+
+
+def _import_summary(report: ImportReport) -> str:
+    """Return the one-line summary of an import: counts by outcome and where the dataset is."""
+    imported = report.imported
+    written = sum(outcome.changed for outcome in imported)
+    mode = {"symlink": "symbolic links", "copy": "copies", "hardlink": "hard links"}[report.mode]
+    return (
+        f"{report.layout} {report.source} -> {report.out} ({mode}): {len(imported)} imported "
+        f"({written} written, {len(imported) - written} up to date), {len(report.excluded)} excluded, "
+        f"{len(report.failed)} failed"
+    )
+
+
+def render_import(report: ImportReport) -> None:
+    """Print an import: counts, failed patients with file and reason, exclusions, unmapped label
+    spellings and warnings; a hint to validate the result."""
+    plain(_import_summary(report))
+    if report.failed:
+        table = Table(title="Failed patients (not imported; the others were)")
+        for header in ("patient", "source", "file", "reason"):
+            table.add_column(header, overflow="fold")
+        for outcome in report.failed:
+            cells = (outcome.patient_id, outcome.source, outcome.file or "-", outcome.reason)
+            table.add_row(*(Text(cell) for cell in cells))
+        console.print(table)
+    if report.excluded:
+        table = Table(title=Text(f"Excluded by --require (listed in {report.excluded_csv})"))
+        for header in ("patient", "source", "reason"):
+            table.add_column(header, overflow="fold")
+        for outcome in report.excluded[:20]:
+            table.add_row(*(Text(cell) for cell in (outcome.patient_id, outcome.source, outcome.reason)))
+        console.print(table)
+        if len(report.excluded) > 20:
+            note(f"{len(report.excluded) - 20} more excluded patients are listed in {report.excluded_csv}")
+    if report.unmapped:
+        table = Table(title="Label spellings not mapped (left unset; add spellings with --alias)")
+        for header in ("patient", "field", "value"):
+            table.add_column(header, overflow="fold")
+        for problem in report.unmapped:
+            table.add_row(*(Text(cell) for cell in (problem.patient_id, problem.field, repr(problem.value))))
+        console.print(table)
+    for item in report.notes:
+        note(f"{item.patient_id}: {item.message}" if item.patient_id else item.message)
+    if report.stale:
+        shown = ", ".join(report.stale[:10]) + (" ..." if len(report.stale) > 10 else "")
+        note(f"{len(report.stale)} folder(s) in the output have no imported patient (left in place): {shown}")
+    note(f"check the result with `strokedata validate {report.out}`")

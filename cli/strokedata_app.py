@@ -7,7 +7,7 @@ from typing import Annotated, cast, get_args
 
 import typer
 
-from cli import render
+from cli import import_app, render
 from cli.app import make_app
 from cli.errors import EXIT_USAGE, library_errors, option_errors
 from cli.options import parse_assignments, parse_json_assignments, parse_names
@@ -316,6 +316,9 @@ def preprocess(
         )
     render.render_preprocess(report)
     raise typer.Exit(EXIT_VALID if report.ok else EXIT_INVALID)
+
+
+app.add_typer(import_app.app, name="import")
 
 
 def main() -> None:

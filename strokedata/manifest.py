@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -16,7 +16,9 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    SerializerFunctionWrapHandler,
     StringConstraints,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -154,6 +156,11 @@ class DatasetCard(BaseModel):
         Field(min_length=N_REGIONS, max_length=N_REGIONS, description="region name per atlas value 0..14"),
     ] = Field(default_factory=lambda: list(DEFAULT_ATLAS_REGIONS))
     labels: LabelVocabularies = Field(default_factory=LabelVocabularies)
+    linked_sources: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=list,
+        description="folders, relative to the dataset root or absolute, whose files imported images may "
+        "link to (set by `strokedata import`)",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> DatasetCard:
@@ -162,6 +169,15 @@ class DatasetCard(BaseModel):
         if len(set(self.modalities)) != len(self.modalities):
             raise ValueError("modalities lists a modality twice")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_links(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Return the card's fields, leaving out an empty linked_sources (cards written before it existed
+        keep their bytes)."""
+        data: dict[str, Any] = handler(self)
+        if not self.linked_sources:
+            data.pop("linked_sources", None)
+        return data
 
 
 class Labels(BaseModel):

@@ -148,11 +148,22 @@ def _label_checks(manifest: PatientManifest, folder: str, relpath: str) -> list[
     return []
 
 
+def linked_roots(root: Path, card: DatasetCard | None) -> list[Path]:
+    """Return the resolved folders images may lie in: the dataset root, then the card's linked sources
+    (each resolved relative to the root)."""
+    roots = [root.resolve()]
+    if card is not None:
+        roots.extend((root / source).resolve() for source in card.linked_sources)
+    return roots
+
+
 def _resolve_images(
-    root: Path, folder: str, manifest: PatientManifest
+    root: Path, folder: str, manifest: PatientManifest, card: DatasetCard | None = None
 ) -> tuple[list[ImageRef], list[Finding]]:
-    """Return the referenced images that exist inside the root, and findings for the others."""
-    real_root = root.resolve()
+    """Return the referenced images that exist inside the root or a linked source, and findings for the
+    others."""
+    allowed = linked_roots(root, card)
+    where = "the dataset root and its linked sources" if len(allowed) > 1 else "the dataset root"
     images, findings = [], []
     for modality, path_text in manifest.images.items():
         relpath = f"{folder}/{PurePosixPath(path_text)}"
@@ -164,13 +175,13 @@ def _resolve_images(
                 make_finding("F001", folder, relpath, f"{modality.value} cannot be resolved: {error}")
             )
             continue
-        if not resolved.is_relative_to(real_root):
+        if not any(resolved.is_relative_to(base) for base in allowed):
             findings.append(
                 make_finding(
                     "F005",
                     folder,
                     relpath,
-                    f"{modality.value} resolves to {resolved}, outside the dataset root",
+                    f"{modality.value} resolves to {resolved}, outside {where}",
                 )
             )
         elif not resolved.is_file():
@@ -242,7 +253,7 @@ def plan_patient(root: Path, folder: str, card: DatasetCard | None) -> PatientPl
     if card is not None:
         findings.extend(_card_checks(manifest, card, folder, relpath))
     findings.extend(_label_checks(manifest, folder, relpath))
-    images, image_findings = _resolve_images(root, folder, manifest)
+    images, image_findings = _resolve_images(root, folder, manifest, card)
     findings.extend(image_findings)
     findings.extend(_folder_checks(root, folder, manifest))
     return PatientPlan(folder, manifest, images, findings)
