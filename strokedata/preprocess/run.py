@@ -172,7 +172,12 @@ def _time_step(source: Path, frames_in: int, frames_out: int) -> float | None:
 
 
 def _write_patient(
-    job: _Job, manifest: PatientManifest, subject: tio.Subject, pipeline: Pipeline, params: PipelineParams
+    job: _Job,
+    manifest: PatientManifest,
+    subject: tio.Subject,
+    pipeline: Pipeline,
+    params: PipelineParams,
+    inputs: dict[str, str],
 ) -> None:
     """Write a transformed subject and its manifest into a hidden folder, then rename it into place."""
     final = job.out / manifest.patient_id
@@ -194,7 +199,6 @@ def _write_patient(
             write_nifti(partial / name, array, np.asarray(image.affine, dtype=np.float64), step)
             images[modality] = name
         parameters = job.parameters
-        inputs = input_hashes(job.root, manifest, pipeline)
         output = PatientManifest(
             patient_id=manifest.patient_id,
             site=manifest.site,
@@ -260,7 +264,7 @@ def preprocess_patient(job: _Job) -> PatientOutcome:
         modalities = [m for m in manifest.images if m in pipeline.reads]
         subject = patient_subject(job.root, manifest, modalities)
         transformed = pipeline.transform(params)(subject)
-        _write_patient(job, manifest, transformed, pipeline, params)
+        _write_patient(job, manifest, transformed, pipeline, params, inputs)
     except Exception as error:  # one patient's failure must not stop the others; reported with its reason
         reason = str(error).strip() or type(error).__name__
         return PatientOutcome(manifest.patient_id, "failed", f"{type(error).__name__}: {reason}")
@@ -275,7 +279,7 @@ def _output_card(card: DatasetCard, pipeline: Pipeline) -> DatasetCard:
     return card.model_copy(
         update={
             "name": f"{card.name}-{pipeline.name}",
-            "description": f"{card.name} {card.version} preprocessed by strokebench {__version__}, pipeline "
+            "description": f"{card.name} {card.version} preprocessed by strokebench, pipeline "
             f"'{pipeline.name}' ({pipeline.task} task): {pipeline.description}",
             "modalities": expected,
         }
