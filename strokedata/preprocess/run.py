@@ -162,12 +162,13 @@ def _image_array(image: tio.Image, modality: Modality) -> np.ndarray:
     return np.ascontiguousarray(array.astype(np.float32))
 
 
-def _time_step(source: Path, frames_in: int, frames_out: int) -> float | None:
-    """Return the output frame interval of a series: the input's, stretched so the duration is kept."""
+def _time_step(source: Path, frames_out: int) -> float | None:
+    """Return the output frame interval of a series read from ``source``: the input's interval, stretched
+    so that ``frames_out`` frames span the input's duration."""
     header = read_header(source)
     if len(header.pixdim) < 4 or not header.pixdim[3] > 0:
         return None
-    step = float(header.pixdim[3])
+    step, frames_in = float(header.pixdim[3]), header.shape[-1]
     return step if frames_in == frames_out or frames_out < 2 else step * (frames_in - 1) / (frames_out - 1)
 
 
@@ -194,7 +195,7 @@ def _write_patient(
             step = None
             if array.ndim == 4 and modality in manifest.images:
                 source = job.root / manifest.patient_id / manifest.images[modality]
-                step = _time_step(source, read_header(source).shape[-1], array.shape[-1])
+                step = _time_step(source, array.shape[-1])
             name = f"{modality.value.lower()}{suffix}"
             write_nifti(partial / name, array, np.asarray(image.affine, dtype=np.float64), step)
             images[modality] = name
