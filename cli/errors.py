@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 
@@ -42,3 +43,22 @@ def library_errors(interrupted: str = "interrupted; nothing was written") -> Ite
     except KeyboardInterrupt:
         render.error(interrupted)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def check_outputs(
+    files: dict[str, Path | None] | None = None, folders: dict[str, Path | None] | None = None
+) -> None:
+    """Exit with status 2 and a message naming the path when an output (``{option: path}``, None for
+    absent) may not be written: called before any work starts."""
+    from strokedata.outputs import OutputPathError, check_output_file, check_output_folder
+
+    try:
+        for option, path in (files or {}).items():
+            if path is not None:
+                check_output_file(path, option)
+        for option, path in (folders or {}).items():
+            if path is not None:
+                check_output_folder(path, option)
+    except OutputPathError as problem:
+        render.error(str(problem))
+        raise typer.Exit(EXIT_USAGE) from None

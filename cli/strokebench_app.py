@@ -10,7 +10,7 @@ import typer
 
 from cli import render
 from cli.app import make_app
-from cli.errors import EXIT_USAGE, library_errors
+from cli.errors import EXIT_USAGE, check_outputs, library_errors
 
 app = make_app(
     "strokebench",
@@ -117,6 +117,8 @@ def score(
     if name is not None and not name.strip():
         render.error("--name is empty; give the run a name")
         raise typer.Exit(EXIT_USAGE)
+    board = None if name is None else leaderboard or predictions.parent / "leaderboard.jsonl"
+    check_outputs({"--json": json_out, "--leaderboard": board})
     with library_errors():
         reports = score_files(
             task,
@@ -137,8 +139,7 @@ def score(
             atomic_write_text(
                 json_out, json.dumps(dumped if len(reports) > 1 else dumped[0], indent=2) + "\n"
             )
-        if name is not None:
-            board = leaderboard or predictions.parent / "leaderboard.jsonl"
+        if name is not None and board is not None:
             record(board, entries_from(reports, name, predictions))
     if markdown:
         render.plain(render.markdown_scores(reports, TASKS[task]))
@@ -171,6 +172,7 @@ def compare(
     from strokemodels.benchmark.compare import compare_files
 
     _check_task(task)
+    check_outputs({"--json": json_out})
     with library_errors():
         report = compare_files(
             task,
@@ -210,6 +212,7 @@ def show_leaderboard(
     from strokemodels.benchmark.leaderboard import leaderboard_json, read_leaderboard
 
     _check_task(task)
+    check_outputs({"--json": json_out})
     with library_errors():
         entries = read_leaderboard(leaderboard)
     rows = rows_of(task, entries)
@@ -233,6 +236,7 @@ def schema(
     """Export the JSON Schemas of the predictions and truth files of every task, and of the reports."""
     from strokemodels.benchmark.schemas import export_benchmark_schemas
 
+    check_outputs(folders={"--out": out})
     with library_errors():
         written = export_benchmark_schemas(out)
     for path in written:

@@ -9,7 +9,7 @@ import typer
 
 from cli import import_app, render
 from cli.app import make_app
-from cli.errors import EXIT_USAGE, library_errors, option_errors
+from cli.errors import EXIT_USAGE, check_outputs, library_errors, option_errors
 from cli.options import parse_assignments, parse_json_assignments, parse_names
 
 app = make_app(
@@ -61,6 +61,7 @@ def validate(
     if json_out is not None and _inside(json_out, dataset):
         render.error(f"--json {json_out} lies inside the dataset; write the report outside {dataset}")
         raise typer.Exit(EXIT_USAGE)
+    check_outputs({"--json": json_out})
     with option_errors():
         bounds = {modality.value: value for modality, value in PERFUSION_MAXIMA.items()}
         bounds.update(parse_assignments(perfusion_max or [], sorted(bounds), "--perfusion-max"))
@@ -76,9 +77,10 @@ def validate(
         )
     with library_errors(), render.progress_bar() as progress:
         report = run_validation(dataset, config, split=split, jobs=jobs, progress=progress)
-    render.render_report(report)
     if json_out is not None:
-        atomic_write_text(json_out, report.model_dump_json(indent=2) + "\n")
+        with library_errors():
+            atomic_write_text(json_out, report.model_dump_json(indent=2) + "\n")
+    render.render_report(report)
     raise typer.Exit(EXIT_VALID if report.valid else EXIT_INVALID)
 
 
@@ -91,7 +93,10 @@ def schema(
     """Export the JSON Schemas of the dataset card, patient manifest and validation report."""
     from strokedata.schemas import export_schemas
 
-    for path in export_schemas(out):
+    check_outputs(folders={"--out": out})
+    with library_errors():
+        written = export_schemas(out)
+    for path in written:
         typer.echo(str(path))
 
 
@@ -138,6 +143,7 @@ def split_command(
         if target is not None and _inside(target, dataset):
             render.error(f"{target} lies inside the dataset; write the split outside {dataset}")
             raise typer.Exit(EXIT_USAGE)
+    check_outputs({"--out": out, "--csv": csv_out})
     with option_errors():
         if missing not in get_args(Missing):
             raise typer.BadParameter(f"--missing '{missing}': choose error, exclude or own-stratum")
@@ -204,6 +210,7 @@ def phantom(
         if preset_name not in ("tiny", "realistic"):
             raise typer.BadParameter(f"--preset '{preset_name}': choose tiny or realistic")
         config = preset(preset_name, **overrides)  # type: ignore[arg-type]
+    check_outputs(folders={"--out": out})
     partial = f"interrupted; {out} holds only part of the dataset: delete it"
     with library_errors(partial), render.progress_bar() as progress:
         root = generate_dataset(out, n, config, seed=seed, jobs=jobs, progress=progress)
@@ -228,6 +235,7 @@ def show(
     if _inside(target, dataset):
         render.error(f"--out {target} lies inside the dataset; write the picture outside {dataset}")
         raise typer.Exit(EXIT_USAGE)
+    check_outputs({"--out": target})
     with library_errors():
         path = render_patient(dataset, patient_id, target, slices=slices)
     render.console.print(f"wrote {path}", highlight=False)
@@ -252,13 +260,15 @@ def table(
     if out is not None and _inside(out, dataset):
         render.error(f"--out {out} lies inside the dataset; write the table outside {dataset}")
         raise typer.Exit(EXIT_USAGE)
+    check_outputs({"--out": out})
     with library_errors():
         frame = dataset_table(dataset, jobs=jobs)
         payload = None if out is None else table_bytes(frame, out.suffix)
     if out is None or payload is None:
         render.render_dataset_table(frame)
         return
-    atomic_write_bytes(out, payload)
+    with library_errors():
+        atomic_write_bytes(out, payload)
     render.note(f"wrote {len(frame)} rows and {len(frame.columns)} columns to {out}")
 
 
@@ -307,6 +317,7 @@ def preprocess(
     """
     from strokedata.preprocess import preprocess_dataset
 
+    check_outputs(folders={"--out": out})
     with option_errors():
         overrides = parse_json_assignments(set_values or [], "--set")
     resume = "interrupted; every patient folder written is complete: run the command again to resume"

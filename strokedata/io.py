@@ -11,43 +11,60 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
+import re
 import tempfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
-from isal import igzip, igzip_lib
+from isal import igzip_lib
+from isal.igzip_lib import DECOMP_GZIP, IgzipDecompressor
 
-_NIFTI1_SIZE = 348
-_NIFTI2_SIZE = 540
+from strokedata.nifti_header import NIFTI1_SIZE, ImageHeader, ImageReadError, parse_header
+from strokedata.outputs import OutputPathError, file_kind, refuse_non_regular
+
+__all__ = [
+    "MAX_VOXELS",
+    "ImageHeader",
+    "ImageReadError",
+    "JSONFileError",
+    "Volume",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "content_hash",
+    "nifti_bytes",
+    "parse_json",
+    "read_header",
+    "read_json",
+    "read_volume",
+    "write_nifti",
+]
+
 _GZIP_MAGIC = b"\x1f\x8b"
-_HEADER_PEEK = _NIFTI2_SIZE + 4
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process's umask (there is no getter) and put it back
-_PEEK_CHUNK = 4096
+_PEEK = 4096
+"""Compressed bytes read first: enough for a header, so that reading one costs one small read."""
+_CHUNK = 1 << 20
+"""Compressed bytes read at a time after the first peek: small pieces keep the inflated data in cache."""
+TRAILING_MARGIN = 1 << 20
+"""Bytes a file may hold after the voxel data its header declares (padding) before it is refused."""
 MAX_VOXELS = 2**31 - 1
 """The most voxels an image may declare before read_volume refuses it (the default voxel limit)."""
 _DECOMPRESSION_ERRORS: tuple[type[Exception], ...] = (
     OSError,
+    EOFError,
     zlib.error,
     cast("type[Exception]", igzip_lib.IsalError),
 )
-"""What reading a damaged gzip stream raises (bad CRC, invalid deflate data); EOFError means truncated."""
-
-
-class ImageReadError(Exception):
-    """A file is not a readable NIfTI image; ``kind`` is 'corrupt', 'truncated' or 'too_large'."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
+"""What reading a damaged file or gzip stream raises (bad CRC, invalid deflate data)."""
 
 
 class JSONFileError(Exception):
@@ -55,31 +72,8 @@ class JSONFileError(Exception):
 
 
 @dataclass(frozen=True)
-class ImageHeader:
-    """What a NIfTI header declares, read without touching the voxel data."""
-
-    shape: tuple[int, ...]
-    dtype: np.dtype[Any]
-    affine: np.ndarray
-    pixdim: tuple[float, ...]
-    slope: float
-    inter: float
-    vox_offset: int
-
-    @property
-    def n_voxels(self) -> int:
-        """Return the number of voxels the header declares."""
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    @property
-    def nbytes(self) -> int:
-        """Return the size in bytes of the voxel data the header declares."""
-        return self.n_voxels * self.dtype.itemsize
-
-
-@dataclass(frozen=True)
 class Volume:
-    """A NIfTI image read into memory: its header, its stored voxels and the size of the file read."""
+    """A NIfTI image read into memory: its header, its voxels (native byte order) and the file's size."""
 
     header: ImageHeader
     data: np.ndarray
@@ -100,14 +94,32 @@ class Volume:
         return stored.astype(np.float32) * np.float32(self.header.slope) + np.float32(self.header.inter)
 
 
+_MAX_JSON_DEPTH = 200
+"""JSON files nested deeper are refused before parsing (Python's parser would raise RecursionError)."""
+
+
 def read_json(path: Path) -> Any:
     """Return the parsed content of a JSON file; raise JSONFileError with line and column on bad syntax."""
     text = path.read_text(encoding="utf-8")
     return parse_json(text)
 
 
+def _nesting_depth(text: str) -> int:
+    """Return the deepest nesting of brackets and braces outside strings in JSON ``text``."""
+    depth = deepest = 0
+    for token in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', text):
+        symbol = token.group()
+        if symbol in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif symbol in "]}":
+            depth -= 1
+    return deepest
+
+
 def parse_json(text: str) -> Any:
-    """Return the parsed JSON ``text``; raise JSONFileError on bad syntax or a key given twice."""
+    """Return the parsed JSON ``text``; raise JSONFileError on bad syntax, a key given twice, nesting
+    deeper than 200 levels or a non-finite number (NaN, Infinity, or one too large such as 1e400)."""
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -117,55 +129,25 @@ def parse_json(text: str) -> Any:
             result[key] = value
         return result
 
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            raise JSONFileError(f"the number {number[:40]} is too large to be finite; use a smaller one")
+        return value
+
+    def non_finite(name: str) -> float:
+        raise JSONFileError(f"{name} is not a JSON number; use null for unknown")
+
+    if _nesting_depth(text) > _MAX_JSON_DEPTH:
+        raise JSONFileError(f"objects and lists are nested more than {_MAX_JSON_DEPTH} levels deep")
     try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
+        return json.loads(
+            text, object_pairs_hook=no_duplicates, parse_float=finite, parse_constant=non_finite
+        )
     except json.JSONDecodeError as error:
         raise JSONFileError(f"line {error.lineno}, column {error.colno}: {error.msg}") from None
-
-
-def _header_from_bytes(block: bytes, name: str) -> ImageHeader:
-    """Return the header parsed from the first bytes of a NIfTI-1 or NIfTI-2 file."""
-    if len(block) < _NIFTI1_SIZE:
-        raise ImageReadError("truncated", f"{name} ends after {len(block)} bytes, inside the NIfTI header")
-    sizes = {int.from_bytes(block[:4], "little"), int.from_bytes(block[:4], "big")}
-    if _NIFTI2_SIZE in sizes:
-        header_class: type[nib.Nifti1Header] = nib.Nifti2Header
-    elif _NIFTI1_SIZE in sizes:
-        header_class = nib.Nifti1Header
-    else:
-        raise ImageReadError("corrupt", f"{name} does not start with a NIfTI-1 or NIfTI-2 header")
-    if len(block) < header_class.sizeof_hdr:
-        raise ImageReadError("truncated", f"{name} ends inside the NIfTI-2 header")
-    try:
-        header = header_class.from_fileobj(io.BytesIO(block), check=False)
-        magic = bytes(header["magic"]).rstrip(b"\x00")
-        if magic not in (b"n+1", b"n+2"):
-            raise ImageReadError(
-                "corrupt", f"{name} has NIfTI magic {magic!r}, not a single-file image (n+1 / n+2)"
-            )
-        ndim = int(header["dim"][0])
-        dims = [int(d) for d in header["dim"][1 : ndim + 1]]
-        if not 1 <= ndim <= 7 or any(d < 1 for d in dims):
-            raise ImageReadError("corrupt", f"{name} declares invalid dimensions {header['dim'].tolist()}")
-        dtype = header.get_data_dtype()
-        if dtype.kind not in "iuf" or dtype.itemsize > 8:
-            raise ImageReadError("corrupt", f"{name} stores voxels as {dtype}, not a real number type")
-        slope, inter = header.get_slope_inter()
-        affine = header.get_best_affine()
-    except ImageReadError:
-        raise
-    except Exception as error:  # nibabel raises several types for malformed headers
-        raise ImageReadError("corrupt", f"{name} has a malformed NIfTI header: {error}") from None
-    pixdim = tuple(float(p) for p in header["pixdim"][1 : ndim + 1])
-    return ImageHeader(
-        shape=tuple(dims),
-        dtype=dtype,
-        affine=np.asarray(affine, dtype=np.float64),
-        pixdim=pixdim,
-        slope=1.0 if slope is None else float(slope),
-        inter=0.0 if inter is None else float(inter),
-        vox_offset=int(header.get_data_offset()),
-    )
+    except RecursionError:
+        raise JSONFileError("objects and lists are nested too deeply to read") from None
 
 
 @contextmanager
@@ -173,73 +155,209 @@ def _read_errors(name: str) -> Iterator[None]:
     """Turn what reading and decompressing raise into ImageReadError naming the file."""
     try:
         yield
-    except EOFError as error:
-        raise ImageReadError("truncated", f"{name} ends before its gzip stream does: {error}") from None
     except _DECOMPRESSION_ERRORS as error:
         reason = str(error) or type(error).__name__
         raise ImageReadError("corrupt", f"{name} cannot be read or decompressed: {reason}") from None
 
 
-def _header_block(stream: BinaryIO, name: str) -> ImageHeader:
-    """Return the header parsed from the start of a file object, inflating only the bytes it needs."""
-    start = stream.read(_PEEK_CHUNK)
-    if start[:2] != _GZIP_MAGIC:
-        return _header_from_bytes(start, name)
-    inflater = zlib.decompressobj(wbits=31)  # gzip container
-    block = inflater.decompress(start, _HEADER_PEEK)
-    while len(block) < _HEADER_PEEK and not inflater.eof:
-        pending = inflater.unconsumed_tail or stream.read(_PEEK_CHUNK)
-        if not pending:
-            break  # the file ends inside the header: reported as truncated
-        block += inflater.decompress(pending, _HEADER_PEEK - len(block))
-    return _header_from_bytes(block, name)
+@contextmanager
+def _open_regular(path: Path) -> Iterator[io.BufferedReader]:
+    """Yield a regular file opened for reading; raise ImageReadError ('not_a_file') for anything else.
+
+    Opened without blocking, so that a named pipe never hangs the reader, then checked on the open file.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except PermissionError:
+        raise ImageReadError("unreadable", f"{path.name} cannot be read: permission denied") from None
+    kind = file_kind(os.fstat(descriptor).st_mode)
+    if kind is not None:
+        os.close(descriptor)
+        raise ImageReadError("not_a_file", f"{path.name} is {kind}, not a regular file")
+    with os.fdopen(descriptor, "rb") as handle:
+        yield handle
+
+
+class _Decoded:
+    """The decompressed content of an open file (gzip, of one or more members, or plain), read in order,
+    never more than asked for; bytes after the last gzip member that start no member are counted in
+    ``garbage``."""
+
+    def __init__(self, handle: io.BufferedReader) -> None:
+        self._handle = handle
+        self._pending = handle.read(_PEEK)
+        compressed = self._pending[:2] == _GZIP_MAGIC
+        if compressed and (self._pending[2:3] != b"\x08" or self._pending[3:4] >= b"\x20"):
+            raise zlib.error("invalid gzip header (unknown method or reserved flags set)")
+        self._inflater = IgzipDecompressor(flag=DECOMP_GZIP) if compressed else None
+        self._ended = False
+        self.position = 0
+        self.garbage = 0
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` with the next decompressed bytes; return how many (fewer at the end)."""
+        filled = 0
+        while filled < len(view):
+            if self._inflater is None:
+                piece = self._pending[: len(view) - filled]
+                self._pending = self._pending[len(piece) :]
+                view[filled : filled + len(piece)] = piece
+                count = len(piece) or (self._handle.readinto(view[filled:]) or 0)
+            else:
+                piece = self._inflate(len(view) - filled)
+                view[filled : filled + len(piece)] = piece
+                count = len(piece)
+            if count == 0:
+                break
+            filled += count
+        self.position += filled
+        return filled
+
+    def read(self, size: int) -> bytes:
+        """Return the next ``size`` decompressed bytes, fewer at the end."""
+        buffer = bytearray(size)
+        return bytes(buffer[: self.readinto(memoryview(buffer))])
+
+    def skip(self, size: int) -> int:
+        """Read and drop up to ``size`` bytes; return how many there were."""
+        scratch = memoryview(bytearray(min(size, _CHUNK)))
+        skipped = 0
+        while skipped < size:
+            count = self.readinto(scratch[: min(len(scratch), size - skipped)])
+            if count == 0:
+                break
+            skipped += count
+        return skipped
+
+    def _compressed(self) -> bytes:
+        """Return the next compressed bytes: those held back, else a chunk of the file."""
+        data, self._pending = self._pending or self._handle.read(_CHUNK), b""
+        return data
+
+    def _inflate(self, limit: int) -> bytes:
+        """Return at most ``limit`` (> 0) decompressed bytes; empty at the end of the data."""
+        while not self._ended:
+            inflater = cast(IgzipDecompressor, self._inflater)
+            if inflater.eof:  # a member ended: another may follow
+                rest = inflater.unused_data + self._compressed()
+                if len(rest) < 2 and rest:
+                    rest += self._compressed()
+                if rest[:2] != _GZIP_MAGIC:
+                    self._ended = True
+                    here = self._handle.tell()
+                    self.garbage = len(rest) + os.fstat(self._handle.fileno()).st_size - here
+                    break
+                self._inflater, self._pending = IgzipDecompressor(flag=DECOMP_GZIP), rest
+                continue
+            data = self._compressed() if inflater.needs_input else b""
+            if inflater.needs_input and not data:
+                self._ended = True  # the file ends inside the stream: the caller sees too few bytes
+                break
+            piece = inflater.decompress(data, limit)
+            if piece:
+                return piece
+        return b""
+
+
+def _native(data: np.ndarray) -> np.ndarray:
+    """Return ``data`` in the machine's byte order, swapped in place when stored the other way."""
+    if data.dtype.isnative:
+        return data
+    return data.byteswap(inplace=True).view(data.dtype.newbyteorder("="))
 
 
 def read_header(path: Path) -> ImageHeader:
     """Return the header of a NIfTI file, decompressing only its first bytes; raise ImageReadError."""
-    with _read_errors(path.name), path.open("rb") as stream:
-        return _header_block(stream, path.name)
+    with _read_errors(path.name), _open_regular(path) as handle:
+        return parse_header(_Decoded(handle).read, path.name)
 
 
 def read_volume(path: Path, max_voxels: int) -> Volume:
-    """Return the whole image, read from disk once; raise ImageReadError when corrupt, truncated or too large.
+    """Return the whole image; raise ImageReadError when it is not a regular file, corrupt, truncated,
+    too large, or holds more data than its header declares.
 
-    The header is checked against ``max_voxels`` before the data is decompressed, so a corrupt header
-    declaring billions of voxels never causes an allocation.
+    The header is checked against ``max_voxels`` before the data is decompressed, and no more than the
+    declared bytes (``vox_offset`` + voxels) plus ``TRAILING_MARGIN`` are ever inflated: memory stays
+    at about the declared image size whatever the compressed file holds. The voxels come back in the
+    machine's byte order, in a writable array.
     """
-    with _read_errors(path.name):
-        buffer = bytearray(path.stat().st_size)  # writable, so that voxels read from a .nii need no copy
-        with path.open("rb") as stream:
-            del buffer[stream.readinto(buffer) :]  # in place; a file that shrank meanwhile reads as truncated
-        raw: bytes | bytearray = buffer
-        file_bytes = len(raw)
-        header = _header_block(io.BytesIO(raw), path.name)
+    name = path.name
+    with _read_errors(name), _open_regular(path) as handle:
+        stream = _Decoded(handle)
+        header = parse_header(stream.read, name)
         if header.n_voxels > max_voxels:
             raise ImageReadError(
-                "too_large",
-                f"{path.name} declares {header.n_voxels:,} voxels, above the limit {max_voxels:,}",
+                "too_large", f"{name} declares {header.n_voxels:,} voxels, above the limit {max_voxels:,}"
             )
-        if raw[:2] == _GZIP_MAGIC:
-            try:
-                raw = igzip.decompress(raw)
-            except MemoryError:
-                raise ImageReadError(
-                    "too_large", f"{path.name} needs {header.nbytes:,} bytes, more memory than is free"
-                ) from None
-    needed = header.vox_offset + header.nbytes
-    if len(raw) < needed:
-        raise ImageReadError(
-            "truncated", f"{path.name} holds {len(raw):,} bytes of image data, the header needs {needed:,}"
-        )
-    data = np.frombuffer(raw, dtype=header.dtype, count=header.n_voxels, offset=header.vox_offset)
+        stream.skip(header.vox_offset - stream.position)
+        try:
+            buffer = np.empty(header.nbytes, dtype=np.uint8)
+        except MemoryError:
+            raise ImageReadError(
+                "too_large", f"{name} needs {header.nbytes:,} bytes, more memory than is free"
+            ) from None
+        got = stream.position + stream.readinto(buffer.data)
+        needed = header.vox_offset + header.nbytes
+        if got < needed:
+            raise ImageReadError(
+                "truncated", f"{name} holds {got:,} bytes of image data, the header needs {needed:,}"
+            )
+        extra = stream.skip(TRAILING_MARGIN + 1) + stream.garbage
+        if extra > TRAILING_MARGIN:
+            raise ImageReadError(
+                "trailing",
+                f"{name} holds more data than its header declares ({needed:,} bytes); it was read no "
+                f"further than {TRAILING_MARGIN // 2**20} MiB past that",
+            )
+        file_bytes = os.fstat(handle.fileno()).st_size
+    data = _native(buffer.view(header.dtype))
     return Volume(header=header, data=data.reshape(header.shape, order="F"), file_bytes=file_bytes)
 
 
+_HASH_CHUNK = 1 << 20
+"""Voxels converted and hashed at a time: content hashing needs no copy of a whole image."""
+
+
+def _chunks(volume: Volume) -> Iterator[np.ndarray]:
+    """Yield an image's voxel values after scaling, in file (Fortran) order, a bounded piece at a time."""
+    flat = volume.data.reshape(-1, order="F")
+    for start in range(0, flat.size, _HASH_CHUNK):
+        yield volume.scaled(flat[start : start + _HASH_CHUNK])
+
+
+def _canonical_type(volume: Volume) -> np.dtype[Any]:
+    """Return the smallest little-endian type that holds every scaled voxel value exactly: int16, int32
+    or int64 for integer values, else float32 or float64. It depends on the values alone."""
+    low, high, integral, single = 0.0, 0.0, True, True
+    for values in _chunks(volume):
+        if values.size == 0:
+            continue
+        low, high = min(low, float(values.min())), max(high, float(values.max()))
+        if values.dtype.kind == "f":
+            integral = integral and bool(
+                np.all(np.isfinite(values)) and np.array_equal(values, np.rint(values))
+            )
+            if values.dtype.itemsize > 4:
+                single = single and np.array_equal(values, values.astype(np.float32), equal_nan=True)
+    if integral and not (math.isnan(low) or math.isnan(high)):
+        for kind in ("<i2", "<i4", "<i8"):
+            limits = np.iinfo(kind)
+            if limits.min <= low and high <= limits.max:
+                return np.dtype(kind)
+    return np.dtype("<f4" if single else "<f8")
+
+
 def content_hash(volume: Volume) -> str:
-    """Return the sha256 of an image's voxel content (shape, type and stored values; not the header)."""
-    digest = hashlib.sha256()
-    digest.update(f"{volume.header.shape}|{volume.data.dtype.str}|".encode())
-    digest.update(np.ascontiguousarray(volume.data.reshape(-1, order="F")).data)
+    """Return the sha256 of an image's voxel content: its shape (trailing single axes dropped) and its
+    voxel values after scaling, in a canonical type, so that the same values stored with another type,
+    byte order, scaling, header or compression give the same hash."""
+    shape = list(volume.header.shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape.pop()
+    kind = _canonical_type(volume)
+    digest = hashlib.sha256(f"{tuple(shape)}|".encode())
+    for values in _chunks(volume):
+        digest.update(np.ascontiguousarray(values, dtype=kind).data)
     return digest.hexdigest()
 
 
@@ -257,7 +375,7 @@ def nifti_bytes(data: np.ndarray, affine: np.ndarray, time_step: float | None = 
     header.set_xyzt_units("mm", "sec")
     if time_step is not None:
         header.set_zooms((*header.get_zooms()[:3], time_step))
-    header["vox_offset"] = _NIFTI1_SIZE + 4
+    header["vox_offset"] = NIFTI1_SIZE + 4
     return bytes(header.binaryblock) + b"\x00" * 4 + np.asarray(data).tobytes(order="F")
 
 
@@ -274,19 +392,28 @@ def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray, time_step: flo
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``payload`` to ``path`` through a temporary file in the same folder and a rename.
+
+    Raises OutputPathError, naming ``path``, when it exists and is not a regular file or cannot be
+    written; nothing is left behind then.
+    """
+    refuse_non_regular(path)
+    temporary: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.fchmod(handle, 0o666 & ~_UMASK)  # mkstemp makes the file private; open() would not
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
             stream.flush()
             os.fsync(stream.fileno())
+        refuse_non_regular(path)  # again: the path may have changed while the payload was written
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    except OSError as error:
+        raise OutputPathError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        if temporary is not None and os.path.lexists(temporary):
+            os.unlink(temporary)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

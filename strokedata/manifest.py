@@ -5,6 +5,7 @@ Every model is strict and forbids unknown fields: a misspelt key is an error, ne
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
 from pathlib import PurePosixPath
@@ -105,10 +106,29 @@ PATH_OUTSIDE = "path_outside"
 PatientId = Annotated[str, StringConstraints(pattern=PATIENT_ID_PATTERN)]
 
 
+def _check_printable(value: str) -> str:
+    """Return ``value`` when it holds no control character (NUL, newline, escape...); raise otherwise."""
+    control = next((char for char in value if ord(char) < 32 or ord(char) == 127), None)
+    if control is not None:
+        raise ValueError(
+            f"{value!r} contains the control character {control!r}; paths hold printable characters only"
+        )
+    return value
+
+
+def _check_linked_source(value: str) -> str:
+    """Return ``value`` when it is a printable folder path other than the file-system root."""
+    _check_printable(value)
+    if PurePosixPath(value) == PurePosixPath("/"):
+        raise ValueError("'/' is the file-system root; link to the folder that holds the source data")
+    return value
+
+
 def _check_relative_path(value: str) -> str:
     """Return ``value`` when it is a relative POSIX path that stays below its folder; raise otherwise."""
     if not value:
         raise ValueError("the path is empty; give the image's path relative to the patient folder")
+    _check_printable(value)
     if "\\" in value:
         raise ValueError(f"'{value}' contains a backslash; write paths with forward slashes")
     path = PurePosixPath(value)
@@ -156,7 +176,9 @@ class DatasetCard(BaseModel):
         Field(min_length=N_REGIONS, max_length=N_REGIONS, description="region name per atlas value 0..14"),
     ] = Field(default_factory=lambda: list(DEFAULT_ATLAS_REGIONS))
     labels: LabelVocabularies = Field(default_factory=LabelVocabularies)
-    linked_sources: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+    linked_sources: list[
+        Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_linked_source)]
+    ] = Field(
         default_factory=list,
         description="folders, relative to the dataset root or absolute, whose files imported images may "
         "link to (set by `strokedata import`)",
@@ -199,8 +221,8 @@ def _check_clinical(values: dict[str, ClinicalValue]) -> dict[str, ClinicalValue
     for key, value in values.items():
         if not _CLINICAL_KEY.match(key):
             raise ValueError(f"clinical key '{key}' must be snake_case (a-z, 0-9, _), starting with a letter")
-        if isinstance(value, float) and value != value:
-            raise ValueError(f"clinical '{key}' is NaN; use null for unknown")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"clinical '{key}' is {value}, not a finite number; use null for unknown")
     bounds = {"age": (0, 120), "nihss": (0, 42), "onset_to_imaging_min": (0, 60 * 24 * 30)}
     for key, (low, high) in bounds.items():
         value = values.get(key)

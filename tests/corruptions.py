@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -156,6 +157,83 @@ def _drop_everywhere(content: dict[str, Any]) -> None:
         fold["train"].remove(victim)
 
 
+def _append_data(root: Path, size: int = 2 * 2**20) -> None:
+    """Append ``size`` zero bytes after the voxel data of p001's CBF (inside its gzip stream)."""
+    path = root / P / "cbf.nii.gz"
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()) + bytes(size), compresslevel=1))
+
+
+def _not_a_file(make: Callable[[Path], None]) -> Callable[[Path], None]:
+    """Return a corruption replacing p001's CBF by what ``make`` creates at its path."""
+
+    def corrupt(root: Path) -> None:
+        path = root / P / "cbf.nii.gz"
+        path.unlink()
+        make(path)
+
+    return corrupt
+
+
+def _character_device(path: Path) -> None:
+    """Create a copy of /dev/null at ``path`` (root only), or a FIFO where devices cannot be made."""
+    import stat
+
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        os.mkfifo(path)
+
+
+def _restore_stored(root: Path, source: str, target: str, change: Callable[[Path, Path], None]) -> None:
+    """Replace ``target`` (in p001) by ``change(source image of p000, target path)``."""
+    (root / P / target).unlink()
+    change(root / "p000" / source, root / P / target)
+
+
+def _big_endian(source: Path, target: Path) -> None:
+    data, affine = load(source)
+    header = nib.Nifti1Header(endianness=">")
+    image = nib.Nifti1Image(data.astype(data.dtype.newbyteorder(">")), affine, header)
+    image.header.set_sform(affine, code=1)
+    image.header.set_qform(affine, code=1)
+    nib.save(image, target)
+    assert nib.load(target).header.endianness == ">"
+
+
+def _as_float64(source: Path, target: Path) -> None:
+    data, affine = load(source)
+    save(target, data.astype(np.float64), affine)
+
+
+def _scaled_by_half(source: Path, target: Path) -> None:
+    data, affine = load(source)
+    image = nib.Nifti1Image((data.astype(np.float32) * 2).astype(np.float32), affine)
+    image.header.set_sform(affine, code=1)
+    image.header.set_qform(affine, code=1)
+    image.header.set_slope_inter(0.5, 0.0)
+    nib.save(image, target)
+
+
+def _nested_json(path: Path) -> None:
+    path.write_text('{"name": ' + "[" * 10_000 + "]" * 10_000 + "}")
+
+
+def _clinical_text(root: Path, value: str) -> None:
+    manifest = _manifest(root)
+    manifest.write_text(manifest.read_text().replace('"age": 51', f'"age": {value}'))
+    assert value in manifest.read_text()
+
+
+def _shift_qform(root: Path) -> None:
+    for name in ("ncct.nii.gz", "brain_mask.nii.gz"):
+        patch_header(root / P / name, qoffset_x=1.0)
+
+
+def _shear_sform(root: Path) -> None:
+    for name in ("ncct.nii.gz", "brain_mask.nii.gz"):
+        patch_header(root / P / name, srow_x=[0.5, 0.2, 0.0, -4.0])
+
+
 CORRUPTIONS: dict[str, Callable[[Path], None]] = {
     "M001": lambda root: (root / "dataset.json").unlink(),
     "M002": lambda root: _manifest(root).write_text('{"patient_id": "p001",\n  "images": {,}\n}'),
@@ -166,18 +244,23 @@ CORRUPTIONS: dict[str, Callable[[Path], None]] = {
     "M007": lambda root: _remove_modality(root, "CTP"),
     "M008": _drop_card_modality,
     "M009": _empty,
+    "M010": lambda root: shutil.copytree(root / P, root / ".p001-backup"),
     "F001": lambda root: (root / P / "cbf.nii.gz").unlink(),
     "F002": lambda root: (root / P / "cbf.nii.gz").write_bytes(b"this is not an image" * 30),
     "F003": _truncate,
     "F004": lambda root: shutil.copy(root / P / "cbf.nii.gz", root / P / "old_cbf.nii.gz"),
     "F005": _link_outside,
     "F006": _ambiguous_pair,
+    "F007": _append_data,
+    "F008": _not_a_file(lambda path: path.mkdir()),
+    "F009": lambda root: (root / P).chmod(0),  # run by tests that drop root's privileges
     "G001": lambda root: rewrite(root, "cbf.nii.gz", lambda data: np.stack([data, data], axis=-1)),
     "G002": lambda root: rewrite(root, "cbv.nii.gz", lambda data: data[:, :, :-1]),
     "G003": _shift_cbv,
     "G004": lambda root: patch_header(root / P / "cbf.nii.gz", pixdim=[1.0, 1.0, 0.0, 2.0, 1, 1, 1, 1]),
     "G005": lambda root: patch_header(root / P / "cbf.nii.gz", srow_x=[0.0, 0.0, 0.0, -6.0]),
     "G006": lambda root: patch_header(root / P / "cbf.nii.gz", dim=[3, 30000, 30000, 30000, 1, 1, 1, 1]),
+    "G007": lambda root: patch_header(root / P / "ncct.nii.gz", scl_slope=0.0, scl_inter=5000.0),
     "V001": lambda root: rewrite(root, "cbf.nii.gz", _set((1, 1, 1), np.nan)),
     "V002": lambda root: rewrite(root, "cta.nii.gz", _set((5, 5, 5), 5000)),
     "V003": lambda root: rewrite(root, "spiral.nii.gz", _set((5, 5, 5), 1.5)),
@@ -205,15 +288,35 @@ VARIANTS: dict[str, list[Callable[[Path], None]]] = {
     "M002": [
         lambda root: (root / "dataset.json").write_text('{"name": "x"'),
         lambda root: _manifest(root).write_text('{"patient_id": "p001", "patient_id": "p001"}'),
+        lambda root: _nested_json(_manifest(root)),
+        lambda root: _nested_json(root / "dataset.json"),
+        lambda root: _clinical_text(root, "Infinity"),
+        lambda root: _clinical_text(root, "1e400"),
     ],
     "M003": [
         lambda root: edit_json(root / "dataset.json", {"atlas_regions": ["a"] * 15}),
         lambda root: edit_json(_manifest(root), {"clinical.age": 400}),
+        lambda root: edit_json(_manifest(root), {"images.CBF": "cbf\u0000.nii.gz"}),
+        lambda root: edit_json(_manifest(root), {"images.CBF": "cbf\n.nii.gz"}),
+        lambda root: edit_json(root / "dataset.json", {"linked_sources": ["source\u0000"]}),
+        lambda root: edit_json(root / "dataset.json", {"linked_sources": ["/"]}),
+        lambda root: edit_json(root / "dataset.json", {"linked_sources": [".."]}),
     ],
     "F002": [
         lambda root: (root / P / "cbf.nii.gz").write_bytes(
             (root / P / "cbf.nii.gz").read_bytes()[:-8] + b"\x00" * 8
-        )
+        ),
+        *(
+            (lambda root, offset=offset: patch_header(root / P / "cbf.nii.gz", vox_offset=offset))
+            for offset in (float("nan"), float("inf"), -352.0, 100.0, 352.5, 2.0**40)
+        ),
+    ],
+    "F008": [_not_a_file(os.mkfifo), _not_a_file(_character_device)],
+    "G007": [_shift_qform, _shear_sform],
+    "K001": [
+        lambda root: _restore_stored(root, "cbf.nii.gz", "cbf.nii.gz", _big_endian),
+        lambda root: _restore_stored(root, "cbf.nii.gz", "cbf.nii.gz", _as_float64),
+        lambda root: _restore_stored(root, "ncct.nii.gz", "ncct.nii.gz", _scaled_by_half),
     ],
     "F003": [_truncate_uncompressed],
     "F005": [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def test_every_code_has_an_injected_corruption() -> None:
 def test_injected_corruption_yields_exactly_its_code(
     dataset: Path, code: str, corrupt: Callable[[Path], None]
 ) -> None:
+    if code == "F009" and os.geteuid() == 0:
+        pytest.skip("root reads every folder: tests/test_hostile_inputs.py drops privileges for F009")
     corrupt(dataset)
     split = dataset.parent / "split.json"
     report = validate(dataset, jobs=1, split=split if split.exists() else None)

@@ -43,6 +43,7 @@ from strokedata.manifest import (
     PatientManifest,
     Provenance,
 )
+from strokedata.outputs import check_output_folder
 from strokedata.validation.header_checks import check_headers
 from strokedata.validation.manifest_checks import ImageRef
 from strokedata.validation.report import ValidationConfig
@@ -376,6 +377,7 @@ def run_import(scan: Scan, src: str | Path, out: str | Path, options: ImportOpti
     """
     source_root = _checked_source(Path(src))
     out_path = Path(out)
+    check_output_folder(out_path)
     name = options.name or scan.name
     if options.mode == "hardlink":
         _check_hardlinks(source_root, out_path.resolve())

@@ -29,6 +29,7 @@ from strokedata.manifest import (
     PatientManifest,
     Provenance,
 )
+from strokedata.outputs import check_output_folder
 from strokedata.phantoms.anatomy import Pose, grid_affine, head_coordinates, territories, tissue
 from strokedata.phantoms.cohort import draw_clinical, draw_mtici, draw_site_and_side
 from strokedata.phantoms.config import Grid, PhantomConfig
@@ -286,6 +287,7 @@ def generate_dataset(
 ) -> Path:
     """Write a canonical dataset of ``n_patients`` phantoms into ``out`` (new or empty) and return it."""
     root = Path(out)
+    check_output_folder(root)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise PhantomOutputError(f"{root} exists and is not an empty folder; choose a new output folder")
     if n_patients < 1:

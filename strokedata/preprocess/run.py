@@ -38,6 +38,7 @@ from strokedata.manifest import (
     Preprocessing,
     Provenance,
 )
+from strokedata.outputs import check_output_folder
 from strokedata.preprocess.pipelines import Pipeline, PipelineParams, get_pipeline
 from strokedata.subjects import patient_subject
 
@@ -357,8 +358,9 @@ def preprocess_dataset(
     except ValueError as error:
         raise PreprocessError(str(error)) from None
     params = resolve_parameters(chosen, parameters)
-    dataset = load_dataset(root)
     out_path = Path(out)
+    check_output_folder(out_path)
+    dataset = load_dataset(root)
     _prepare_output(dataset.root, out_path, _output_card(dataset.card, chosen))
     values = params.model_dump(mode="json")
     job_list = [

@@ -36,6 +36,12 @@ _ALL = (
     Code(
         "M009", "dataset-empty", "error", "point the command at the dataset root that holds patient folders"
     ),
+    Code(
+        "M010",
+        "folder-hidden",
+        "warning",
+        "hidden folders are not read as patients; drop the leading dot if the folder holds one",
+    ),
     # files
     Code("F001", "file-missing", "error", "restore the file, or correct its path in patient.json"),
     Code("F002", "nifti-corrupt", "error", "re-export the image from its source; the file cannot be read"),
@@ -53,6 +59,24 @@ _ALL = (
         "error",
         "delete or rename the copy patient.json does not name (SimpleITK and TorchIO read the .nii)",
     ),
+    Code(
+        "F007",
+        "nifti-trailing-data",
+        "error",
+        "re-export the image from its source; the file holds more data than its header declares",
+    ),
+    Code(
+        "F008",
+        "not-a-file",
+        "error",
+        "point patient.json at a regular NIfTI file; folders, devices, pipes and sockets are not images",
+    ),
+    Code(
+        "F009",
+        "unreadable",
+        "error",
+        "give the user running strokedata read access (chmod/chown), or move it out of the dataset",
+    ),
     # geometry
     Code("G001", "dimensionality", "error", "CTP must be 4D (x, y, z, time) and every other modality 3D"),
     Code("G002", "shape-mismatch", "error", "resample the image onto its co-registered group's grid"),
@@ -65,6 +89,13 @@ _ALL = (
     Code("G004", "spacing-invalid", "error", "fix pixdim in the header (positive, finite voxel sizes in mm)"),
     Code("G005", "affine-singular", "error", "fix the sform/qform in the header; it cannot map voxels to mm"),
     Code("G006", "too-many-voxels", "error", "check the header's dimensions, or raise --max-voxels"),
+    Code(
+        "G007",
+        "readers-disagree",
+        "error",
+        "re-export the image with scl_slope 1 (or the intended slope), an sform without shear and a qform "
+        "equal to it (nibabel: header.set_sform(affine, 1); header.set_qform(affine, 1))",
+    ),
     # values
     Code("V001", "non-finite", "error", "replace NaN/Inf voxels (for example with the background value)"),
     Code("V002", "hu-range", "error", "check the rescale slope/intercept; CT must be in Hounsfield units"),

@@ -11,7 +11,14 @@ from strokedata.manifest import CO_REGISTERED_GROUPS, Modality
 from strokedata.validation.manifest_checks import ImageRef
 from strokedata.validation.report import Finding, ValidationConfig, make_finding
 
-_READ_ERROR_CODES = {"corrupt": "F002", "truncated": "F003", "too_large": "G006"}
+_READ_ERROR_CODES = {
+    "corrupt": "F002",
+    "truncated": "F003",
+    "too_large": "G006",
+    "trailing": "F007",
+    "not_a_file": "F008",
+    "unreadable": "F009",
+}
 """Finding code for each kind of ImageReadError."""
 
 
@@ -75,6 +82,24 @@ def _geometry_findings(patient: str, ref: ImageRef, header: ImageHeader) -> list
     return findings
 
 
+def _ambiguity_findings(patient: str, ref: ImageRef, header: ImageHeader, tolerance: float) -> list[Finding]:
+    """Return G007 findings for header fields that nibabel and ITK/SimpleITK (TorchIO) read differently."""
+    name = ref.modality.value
+    findings = [make_finding("G007", patient, ref.relpath, f"{name}: {what}") for what in header.ambiguities]
+    difference = header.qform_sform_difference
+    if difference is not None and not difference <= tolerance:
+        findings.append(
+            make_finding(
+                "G007",
+                patient,
+                ref.relpath,
+                f"{name}: qform and sform differ by up to {difference:.4g} mm (tolerance {tolerance:g}); "
+                "nibabel (and strokebench) use the sform, ITK/SimpleITK (and TorchIO) may use the qform",
+            )
+        )
+    return findings
+
+
 def _group_findings(patient: str, images: list[CheckedImage], tolerance: float) -> list[Finding]:
     """Return shape and affine disagreements inside each co-registered group."""
     by_modality = {image.ref.modality: image for image in images}
@@ -127,6 +152,8 @@ def check_headers(
             continue
         geometry = _geometry_findings(patient, ref, header)
         findings.extend(geometry)
+        if not any(finding.code in ("G004", "G005") for finding in geometry):  # else the cause alone
+            findings.extend(_ambiguity_findings(patient, ref, header, config.affine_tolerance))
         if header.n_voxels > config.max_voxels:
             findings.append(
                 make_finding(

@@ -19,6 +19,7 @@ from strokedata.manifest import (
     Modality,
     PatientManifest,
 )
+from strokedata.outputs import file_kind
 from strokedata.validation.report import Finding, make_finding
 
 IMAGE_FILE_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
@@ -63,8 +64,10 @@ def load_model(
     try:
         text = path.read_text(encoding="utf-8")
         parse_json(text)
+    except PermissionError:
+        return None, [make_finding("F009", patient_id, relpath, "the file cannot be read: permission denied")]
     except JSONFileError as error:
-        return None, [make_finding("M002", patient_id, relpath, f"invalid JSON at {error}")]
+        return None, [make_finding("M002", patient_id, relpath, f"invalid JSON: {error}")]
     except (OSError, UnicodeDecodeError) as error:
         return None, [make_finding("M002", patient_id, relpath, f"the file cannot be read as UTF-8: {error}")]
     try:
@@ -89,7 +92,22 @@ def load_card(root: Path) -> tuple[DatasetCard | None, list[Finding]]:
     path = root / DATASET_CARD
     if not path.is_file():
         return None, [make_finding("M001", None, DATASET_CARD, f"no {DATASET_CARD} in {root}")]
-    return load_model(DatasetCard, path, None, DATASET_CARD)
+    card, findings = load_model(DatasetCard, path, None, DATASET_CARD)
+    if card is not None:
+        for source in card.linked_sources:
+            if not _safe_source(root, source):
+                detail = (
+                    f"linked_sources: '{source}' resolves to {(root / source).resolve()}, which holds the "
+                    "dataset itself or the whole file system; images may not link into it"
+                )
+                findings.append(make_finding("M003", None, DATASET_CARD, detail))
+    return card, findings
+
+
+def _safe_source(root: Path, source: str) -> bool:
+    """Return True when a linked source folder neither is the file-system root nor holds the dataset."""
+    resolved = (root / source).resolve()
+    return resolved != resolved.parent and not root.resolve().is_relative_to(resolved)
 
 
 def patient_folders(root: Path) -> list[str]:
@@ -104,6 +122,27 @@ def patient_folders(root: Path) -> list[str]:
             f"cannot list {root}: {error.strerror}; check the path and its permissions"
         ) from None
     return sorted(entry.name for entry in entries if entry.is_dir() and not entry.name.startswith("."))
+
+
+def hidden_folder_findings(root: Path) -> list[Finding]:
+    """Return an M010 warning for each folder in the root whose name starts with a dot (never read)."""
+    hidden = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and entry.name.startswith("."))
+    return [
+        make_finding("M010", None, f"{name}/", f"the folder {name}/ is hidden and was skipped")
+        for name in hidden
+    ]
+
+
+def _file_state(path: Path) -> str | None:
+    """Return None for a readable regular file, else what the path is: 'missing', 'unreadable' or the
+    kind of file ('a folder', 'a named pipe (FIFO)', ...)."""
+    try:
+        mode = path.stat().st_mode
+    except PermissionError:
+        return "unreadable"
+    except (OSError, ValueError):
+        return "missing"
+    return file_kind(mode)
 
 
 def _card_checks(manifest: PatientManifest, card: DatasetCard, folder: str, relpath: str) -> list[Finding]:
@@ -150,10 +189,11 @@ def _label_checks(manifest: PatientManifest, folder: str, relpath: str) -> list[
 
 def linked_roots(root: Path, card: DatasetCard | None) -> list[Path]:
     """Return the resolved folders images may lie in: the dataset root, then the card's linked sources
-    (each resolved relative to the root)."""
+    (each resolved relative to the root; a source holding the dataset or the file-system root is left
+    out, see load_card)."""
     roots = [root.resolve()]
     if card is not None:
-        roots.extend((root / source).resolve() for source in card.linked_sources)
+        roots.extend((root / s).resolve() for s in card.linked_sources if _safe_source(root, s))
     return roots
 
 
@@ -184,9 +224,21 @@ def _resolve_images(
                     f"{modality.value} resolves to {resolved}, outside {where}",
                 )
             )
-        elif not resolved.is_file():
-            state = "is a broken link" if path.is_symlink() else "does not exist"
-            findings.append(make_finding("F001", folder, relpath, f"{modality.value} image {state}"))
+        elif (state := _file_state(resolved)) == "missing":
+            missing = "is a broken link" if path.is_symlink() else "does not exist"
+            findings.append(make_finding("F001", folder, relpath, f"{modality.value} image {missing}"))
+        elif state == "unreadable":
+            findings.append(
+                make_finding(
+                    "F009", folder, relpath, f"{modality.value} image cannot be reached: permission denied"
+                )
+            )
+        elif state is not None:
+            findings.append(
+                make_finding(
+                    "F008", folder, relpath, f"{modality.value} image is {state}, not a regular file"
+                )
+            )
         else:
             images.append(ImageRef(modality, relpath, resolved))
     return images, findings
@@ -231,6 +283,11 @@ def plan_patient(root: Path, folder: str, card: DatasetCard | None) -> PatientPl
     """Return the patient's manifest checks: its manifest, the images to read, and the findings."""
     relpath = f"{folder}/{PATIENT_MANIFEST}"
     path = root / folder / PATIENT_MANIFEST
+    try:
+        os.scandir(root / folder).close()
+    except PermissionError:
+        detail = f"the folder {folder}/ cannot be read: permission denied; it was not validated"
+        return PatientPlan(folder, None, findings=[make_finding("F009", folder, f"{folder}/", detail)])
     if not path.is_file():
         return PatientPlan(
             folder,

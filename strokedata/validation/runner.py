@@ -15,6 +15,7 @@ from strokedata.validation.header_checks import CheckedImage, check_headers
 from strokedata.validation.manifest_checks import (
     PatientPlan,
     duplicate_id_findings,
+    hidden_folder_findings,
     load_card,
     patient_folders,
     plan_patient,
@@ -134,6 +135,7 @@ def _validate_with(
     root = Path(path)
     card, findings = load_card(root)
     folders = patient_folders(root)
+    findings.extend(hidden_folder_findings(root))
     if not folders:
         findings.append(make_finding("M009", None, None, f"{root} holds no patient folders"))
 
