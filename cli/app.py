@@ -37,3 +37,14 @@ def make_app(program: str, help_text: str) -> typer.Typer:
         """Apply the options shared by every command."""
 
     return app
+
+
+def run(app: typer.Typer) -> None:
+    """Run ``app``; Ctrl-C outside a command's own handling (while starting up) exits 130 quietly."""
+    import sys
+
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None

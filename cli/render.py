@@ -15,6 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from strokedata.safetext import printable
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -35,6 +37,11 @@ _PHASE_TITLES = {
     "phantoms": "Generating phantoms",
     "preprocess": "Preprocessing",
 }
+
+
+def _text(text: str) -> Text:
+    """Return user-supplied text as a rich Text (no markup) with control characters escaped."""
+    return Text(printable(text))
 
 
 def interactive() -> bool:
@@ -62,7 +69,8 @@ def progress_bar() -> Iterator[ProgressCallback | None]:
 
 def error(message: str) -> None:
     """Print an error message for the user on standard error."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    shown = escape(printable(message, keep_newlines=True))
+    err_console.print(f"[bold red]error:[/] {shown}", highlight=False, soft_wrap=True)
 
 
 def render_report(report: ValidationReport) -> None:
@@ -85,17 +93,13 @@ def render_report(report: ValidationReport) -> None:
                 detail.add_row(
                     f"[{style}]{f.severity}[/]",
                     f.code,
-                    *(Text(t) for t in (f.patient_id or "-", f.file or "-", f.message)),
+                    *(_text(t) for t in (f.patient_id or "-", f.file or "-", f.message)),
                 )
             console.print(detail)
     else:
         for f in report.findings:
-            console.print(
-                f"{f.severity:<7} {f.code} {f.patient_id or '-'} {f.file or '-'}: {f.message}",
-                highlight=False,
-                soft_wrap=True,
-                markup=False,
-            )
+            where = " ".join(printable(text) for text in (f.patient_id or "-", f.file or "-"))
+            plain(f"{f.severity:<7} {f.code} {where}: {printable(f.message)}")
     verdict = "VALID" if report.valid else "INVALID"
     style = "bold green" if report.valid else "bold red"
     console.print(
@@ -125,13 +129,15 @@ def render_split(split: SplitFile, report: SplitReport) -> None:
             count = balance.counts.get(name)
             share = f" ({count / balance.total:.0%})" if count is not None and balance.total else ""
             cells.append("-" if count is None else f"{count}{share}")
-        table.add_row(Text(balance.label), str(balance.total), *cells)
+        table.add_row(_text(balance.label), str(balance.total), *cells)
     console.print(table)
     console.print(
         f"largest deviation from the ideal count: {report.largest_deviation:g} patients", highlight=False
     )
     for warning in report.warnings:
-        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[yellow]warning:[/] {escape(printable(warning))}", highlight=False, soft_wrap=True
+        )
 
 
 def render_dataset_table(frame: pd.DataFrame) -> None:
@@ -190,7 +196,7 @@ def render_task(card: TaskCard) -> None:
             else "-"
             for m in card.metrics[:3]
         ]
-        table.add_row(*(Text(t) for t in (result.model, str(result.n or "-"), result.protocol, *cells)))
+        table.add_row(*(_text(t) for t in (result.model, str(result.n or "-"), result.protocol, *cells)))
     console.print(table)
 
 
@@ -207,11 +213,11 @@ def render_pipelines(pipelines: list[Pipeline]) -> None:
         table.add_column(header, overflow="fold")
     for pipeline in pipelines:
         table.add_row(
-            Text(pipeline.name),
-            Text(pipeline.task),
-            Text(", ".join(m.value for m in pipeline.requires)),
-            Text(", ".join(m.value for m in pipeline.writes)),
-            Text(pipeline.description),
+            _text(pipeline.name),
+            _text(pipeline.task),
+            _text(", ".join(m.value for m in pipeline.requires)),
+            _text(", ".join(m.value for m in pipeline.writes)),
+            _text(pipeline.description),
         )
     console.print(table)
 
@@ -225,12 +231,12 @@ def render_pipeline(pipeline: Pipeline) -> None:
     )
     plain("stored steps: " + (", ".join(type(t).__name__ for t in pipeline.transform().transforms) or "none"))
     plain("on loading: " + (", ".join(type(t).__name__ for t in pipeline.loading().transforms) or "none"))
-    table = Table(title=Text(f"Parameters of {pipeline.name} (--set NAME=VALUE)"))
+    table = Table(title=_text(f"Parameters of {pipeline.name} (--set NAME=VALUE)"))
     for header in ("name", "default", "meaning"):
         table.add_column(header, overflow="fold")
     defaults = pipeline.params().model_dump(mode="json")
     for name, info in pipeline.params.model_fields.items():
-        table.add_row(Text(name), Text(json.dumps(defaults[name])), Text(info.description or ""))
+        table.add_row(_text(name), _text(json.dumps(defaults[name])), _text(info.description or ""))
     console.print(table)
 
 
@@ -246,7 +252,7 @@ def render_preprocess(report: PreprocessReport) -> None:
         table.add_column("patient")
         table.add_column("reason", overflow="fold")
         for outcome in report.failed:
-            table.add_row(Text(outcome.patient_id), Text(outcome.reason))
+            table.add_row(_text(outcome.patient_id), _text(outcome.reason))
         console.print(table)
     if report.stale:
         shown = ", ".join(report.stale[:10]) + (" ..." if len(report.stale) > 10 else "")
@@ -254,13 +260,14 @@ def render_preprocess(report: PreprocessReport) -> None:
 
 
 def plain(text: str) -> None:
-    """Print text as it is: no markup, no highlighting, no wrapping."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    """Print text as it is (control characters escaped, newlines kept): no markup, highlighting or
+    wrapping."""
+    console.print(printable(text, keep_newlines=True), markup=False, highlight=False, soft_wrap=True)
 
 
 def note(text: str) -> None:
-    """Print a note for the user on standard error."""
-    err_console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)
+    """Print a note for the user on standard error (control characters escaped)."""
+    err_console.print(f"[yellow]note:[/] {escape(printable(text))}", highlight=False, soft_wrap=True)
 
 
 def _number(value: float | None) -> str:
@@ -273,11 +280,11 @@ def _interval(ci95: tuple[float, float] | None) -> str:
 
 def _print_table(data: TableData) -> None:
     title, headers, rows = data
-    table = Table(title=Text(title))
+    table = Table(title=_text(title))
     for index, header in enumerate(headers):
-        table.add_column(Text(header), justify="left" if index == 0 else "right", overflow="fold")
+        table.add_column(_text(header), justify="left" if index == 0 else "right", overflow="fold")
     for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
+        table.add_row(*(_text(cell) for cell in row))
     console.print(table)
 
 
@@ -355,7 +362,7 @@ def render_scores(report: ScoreReport, card: TaskCard) -> None:
     for data in _score_tables(report, card):
         _print_table(data)
     for text in _score_notes(report):
-        err_console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(printable(text))}", highlight=False, soft_wrap=True)
     for name, policy in report.policies.items():
         console.print(f"policy, {name}: {policy}", markup=False, highlight=False, soft_wrap=True)
 
@@ -468,14 +475,14 @@ def render_import(report: ImportReport) -> None:
             table.add_column(header, overflow="fold")
         for outcome in report.failed:
             cells = (outcome.patient_id, outcome.source, outcome.file or "-", outcome.reason)
-            table.add_row(*(Text(cell) for cell in cells))
+            table.add_row(*(_text(cell) for cell in cells))
         console.print(table)
     if report.excluded:
-        table = Table(title=Text(f"Excluded by --require (listed in {report.excluded_csv})"))
+        table = Table(title=_text(f"Excluded by --require (listed in {report.excluded_csv})"))
         for header in ("patient", "source", "reason"):
             table.add_column(header, overflow="fold")
         for outcome in report.excluded[:20]:
-            table.add_row(*(Text(cell) for cell in (outcome.patient_id, outcome.source, outcome.reason)))
+            table.add_row(*(_text(cell) for cell in (outcome.patient_id, outcome.source, outcome.reason)))
         console.print(table)
         if len(report.excluded) > 20:
             note(f"{len(report.excluded) - 20} more excluded patients are listed in {report.excluded_csv}")
@@ -484,7 +491,7 @@ def render_import(report: ImportReport) -> None:
         for header in ("patient", "field", "value"):
             table.add_column(header, overflow="fold")
         for problem in report.unmapped:
-            table.add_row(*(Text(cell) for cell in (problem.patient_id, problem.field, repr(problem.value))))
+            table.add_row(*(_text(cell) for cell in (problem.patient_id, problem.field, repr(problem.value))))
         console.print(table)
     for item in report.notes:
         note(f"{item.patient_id}: {item.message}" if item.patient_id else item.message)

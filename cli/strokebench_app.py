@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli import render
-from cli.app import make_app
+from cli.app import make_app, run
 from cli.errors import EXIT_USAGE, check_outputs, library_errors
 
 app = make_app(
@@ -245,4 +245,4 @@ def schema(
 
 def main() -> None:
     """Run the `strokebench` program."""
-    app()
+    run(app)

@@ -8,7 +8,7 @@ from typing import Annotated, cast, get_args
 import typer
 
 from cli import import_app, render
-from cli.app import make_app
+from cli.app import make_app, run
 from cli.errors import EXIT_USAGE, check_outputs, library_errors, option_errors
 from cli.options import parse_assignments, parse_json_assignments, parse_names
 
@@ -170,7 +170,7 @@ def split_command(
                 )
         write_split(split, out, csv_out)
     render.render_split(split, report)
-    render.console.print(f"wrote {out}" + (f" and {csv_out}" if csv_out else ""), highlight=False)
+    render.plain(f"wrote {out}" + (f" and {csv_out}" if csv_out else ""))
 
 
 @app.command()
@@ -214,9 +214,7 @@ def phantom(
     partial = f"interrupted; {out} holds only part of the dataset: delete it"
     with library_errors(partial), render.progress_bar() as progress:
         root = generate_dataset(out, n, config, seed=seed, jobs=jobs, progress=progress)
-    render.console.print(
-        f"wrote {n} phantom patients ({config.preset}, seed {seed}) to {root}", highlight=False
-    )
+    render.plain(f"wrote {n} phantom patients ({config.preset}, seed {seed}) to {root}")
 
 
 @app.command()
@@ -238,7 +236,7 @@ def show(
     check_outputs({"--out": target})
     with library_errors():
         path = render_patient(dataset, patient_id, target, slices=slices)
-    render.console.print(f"wrote {path}", highlight=False)
+    render.plain(f"wrote {path}")
 
 
 @app.command()
@@ -334,4 +332,4 @@ app.add_typer(import_app.app, name="import")
 
 def main() -> None:
     """Run the `strokedata` program."""
-    app()
+    run(app)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from strokedata.errors import DatasetInvalidError, DatasetNotFoundError
 from strokedata.manifest import DatasetCard, Modality, PatientManifest
+from strokedata.safetext import printable
 from strokedata.validation.manifest_checks import (
     duplicate_id_findings,
     load_card,
@@ -65,7 +66,8 @@ def load_dataset(path: str | Path) -> Dataset:
     errors = [finding for finding in findings if finding.severity == "error"]
     if errors or card is None:
         shown = "\n".join(
-            f"  {f.code} {f.patient_id or '-'} {f.file or '-'}: {f.message}" for f in errors[:20]
+            f"  {f.code} {printable(f.patient_id or '-')} {printable(f.file or '-')}: {printable(f.message)}"
+            for f in errors[:20]
         )
         more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
         raise DatasetInvalidError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -37,6 +38,42 @@ class SerialExecutor:
         """Release nothing: there are no workers."""
 
 
+def _start_quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (if it is not running) with its standard error closed.
+
+    Workers that are killed on Ctrl-C leave named semaphores behind (itk's lazy loader makes one per
+    process); the tracker removes them, as it should, but also prints a "leaked semaphore" warning
+    after the command's own message. The tracker says nothing a user can act on, so it says nothing.
+    """
+    from multiprocessing import resource_tracker
+
+    saved = os.dup(2)
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(quiet, 2)
+        resource_tracker.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(quiet)
+
+
+@contextmanager
+def _interrupts_blocked() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) in this thread while the block runs; one that came meanwhile is raised
+    as KeyboardInterrupt when it ends. Processes started inside the block keep SIGINT blocked."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _ignore_interrupts() -> None:
+    """Make a worker ignore Ctrl-C: the parent alone handles it, and stops the workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
     """Return ``fn`` applied to every item of a chunk (runs in a worker)."""
     return [fn(item) for item in chunk]
@@ -46,6 +83,8 @@ class ProcessExecutor:
     """Runs items in one pool of ``jobs`` local processes (spawned, so safe beside threads).
 
     The pool starts on first use and lives until ``close()``, so successive calls share warm workers.
+    Workers ignore Ctrl-C; when the parent is interrupted while it waits, it kills them at once, so that
+    no work goes on (and nothing is written) after the interrupt.
     """
 
     def __init__(self, jobs: int) -> None:
@@ -63,17 +102,36 @@ class ProcessExecutor:
         if not items:
             return
         if self._pool is None:
+            _start_quiet_resource_tracker()
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.jobs, mp_context=context, initializer=_ignore_interrupts
+            )
         size = max(1, min(32, len(items) // (4 * self.jobs)))
         chunks = [list(items[start : start + size]) for start in range(0, len(items), size)]
-        futures = [self._pool.submit(_run_chunk, fn, chunk) for chunk in chunks]
+        with _interrupts_blocked():  # workers start here: they inherit the block, so no Ctrl-C reaches
+            futures = [self._pool.submit(_run_chunk, fn, chunk) for chunk in chunks]  # them, even mid-start
         try:
             for future in as_completed(futures):
                 yield from future.result()
+        except KeyboardInterrupt:
+            self.terminate()
+            raise
         finally:
             for future in futures:
                 future.cancel()
+
+    def terminate(self) -> None:
+        """Kill the workers now, whatever they are doing, and wait until they are gone."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list(getattr(pool, "_processes", {}).values())  # no public way before Python 3.14
+        for process in processes:
+            process.kill()
+        for process in processes:
+            process.join()
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the workers; a later call starts new ones."""

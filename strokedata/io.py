@@ -32,15 +32,18 @@ from strokedata.outputs import OutputPathError, file_kind, refuse_non_regular
 
 __all__ = [
     "MAX_VOXELS",
+    "TRAILING_MARGIN",
     "ImageHeader",
     "ImageReadError",
     "JSONFileError",
     "Volume",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_extent",
     "content_hash",
     "nifti_bytes",
     "parse_json",
+    "read_declared",
     "read_header",
     "read_json",
     "read_volume",
@@ -272,32 +275,41 @@ def read_header(path: Path) -> ImageHeader:
         return parse_header(_Decoded(handle).read, path.name)
 
 
-def read_volume(path: Path, max_voxels: int) -> Volume:
-    """Return the whole image; raise ImageReadError when it is not a regular file, corrupt, truncated,
-    too large, or holds more data than its header declares.
+def _read_declared(path: Path, max_voxels: int, keep: bool) -> tuple[ImageHeader, np.ndarray | None, int]:
+    """Return the header, the file's declared content decompressed when ``keep`` (header, extensions and
+    voxels: ``vox_offset`` + voxel bytes, as uint8; else None) and the file's size on disk.
 
-    The header is checked against ``max_voxels`` before the data is decompressed, and no more than the
-    declared bytes (``vox_offset`` + voxels) plus ``TRAILING_MARGIN`` are ever inflated: memory stays
-    at about the declared image size whatever the compressed file holds. The voxels come back in the
-    machine's byte order, in a writable array.
+    Reads no more than the declared bytes plus ``TRAILING_MARGIN``; raises ImageReadError when the file
+    is not a regular file, corrupt, too large, truncated or longer than declared.
     """
     name = path.name
     with _read_errors(name), _open_regular(path) as handle:
         stream = _Decoded(handle)
-        header = parse_header(stream.read, name)
+        start = bytearray()
+
+        def read(size: int) -> bytes:
+            piece = stream.read(size)
+            start.extend(piece)
+            return piece
+
+        header = parse_header(read, name)
         if header.n_voxels > max_voxels:
             raise ImageReadError(
                 "too_large", f"{name} declares {header.n_voxels:,} voxels, above the limit {max_voxels:,}"
             )
-        stream.skip(header.vox_offset - stream.position)
-        try:
-            buffer = np.empty(header.nbytes, dtype=np.uint8)
-        except MemoryError:
-            raise ImageReadError(
-                "too_large", f"{name} needs {header.nbytes:,} bytes, more memory than is free"
-            ) from None
-        got = stream.position + stream.readinto(buffer.data)
         needed = header.vox_offset + header.nbytes
+        content = None
+        if keep:
+            try:
+                content = np.empty(needed, dtype=np.uint8)
+            except MemoryError:
+                raise ImageReadError(
+                    "too_large", f"{name} needs {needed:,} bytes, more memory than is free"
+                ) from None
+            content[: len(start)] = np.frombuffer(start, dtype=np.uint8)
+            got = len(start) + stream.readinto(content[len(start) :].data)
+        else:
+            got = len(start) + stream.skip(needed - len(start))
         if got < needed:
             raise ImageReadError(
                 "truncated", f"{name} holds {got:,} bytes of image data, the header needs {needed:,}"
@@ -309,8 +321,33 @@ def read_volume(path: Path, max_voxels: int) -> Volume:
                 f"{name} holds more data than its header declares ({needed:,} bytes); it was read no "
                 f"further than {TRAILING_MARGIN // 2**20} MiB past that",
             )
-        file_bytes = os.fstat(handle.fileno()).st_size
-    data = _native(buffer.view(header.dtype))
+        return header, content, os.fstat(handle.fileno()).st_size
+
+
+def read_declared(path: Path, max_voxels: int = MAX_VOXELS) -> tuple[ImageHeader, np.ndarray]:
+    """Return the header and the file's declared content, decompressed: header, extensions and voxel
+    bytes (``vox_offset`` + voxels), as a uint8 array; raise ImageReadError as ``read_volume`` does."""
+    header, content, _ = _read_declared(path, max_voxels, keep=True)
+    return header, cast(np.ndarray, content)
+
+
+def check_extent(path: Path, max_voxels: int = MAX_VOXELS) -> ImageHeader:
+    """Return the header of a file whose data is exactly what the header declares (within the margin),
+    streamed through without being kept; raise ImageReadError ('truncated', 'trailing', ...) otherwise."""
+    return _read_declared(path, max_voxels, keep=False)[0]
+
+
+def read_volume(path: Path, max_voxels: int) -> Volume:
+    """Return the whole image; raise ImageReadError when it is not a regular file, corrupt, truncated,
+    too large, or holds more data than its header declares.
+
+    The header is checked against ``max_voxels`` before the data is decompressed, and no more than the
+    declared bytes (``vox_offset`` + voxels) plus ``TRAILING_MARGIN`` are ever inflated: memory stays
+    at about the declared image size whatever the compressed file holds. The voxels come back in the
+    machine's byte order, in a writable array.
+    """
+    header, content, file_bytes = _read_declared(path, max_voxels, keep=True)
+    data = _native(cast(np.ndarray, content)[header.vox_offset :].view(header.dtype))
     return Volume(header=header, data=data.reshape(header.shape, order="F"), file_bytes=file_bytes)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +11,12 @@ import nibabel as nib
 import numpy as np
 
 from strokedata.errors import StrokedataError
-from strokedata.io import parse_json
+from strokedata.io import MAX_VOXELS, ImageReadError, atomic_write_bytes, parse_json, read_volume
 from strokedata.labels import regions_from_clot
 from strokedata.manifest import (
     DATASET_CARD,
     DEFAULT_ATLAS_REGIONS,
+    PATIENT_ID_PATTERN,
     PATIENT_MANIFEST,
     DatasetCard,
     Modality,
@@ -43,12 +46,15 @@ class PatientShowError(StrokedataError):
 
 
 def _load_canonical(path: Path) -> np.ndarray:
-    """Return float32 voxels reoriented to RAS (x right, y anterior, z superior) for display."""
+    """Return float32 voxels reoriented to RAS (x right, y anterior, z superior) for display, read by the
+    toolkit's own bounded reader (strokedata.io), as every other command reads them."""
     try:
-        image = nib.as_closest_canonical(nib.load(path))
-        return np.asarray(image.dataobj, dtype=np.float32)
-    except Exception as error:  # nibabel raises many types for unreadable files
+        volume = read_volume(path, MAX_VOXELS)
+    except ImageReadError as error:
         raise PatientShowError(f"{path} cannot be read ({error}); run `strokedata validate`") from None
+    data = np.asarray(volume.scaled(), dtype=np.float32)
+    orientation = nib.orientations.io_orientation(volume.header.affine)
+    return np.ascontiguousarray(nib.orientations.apply_orientation(data, orientation))
 
 
 def _slices(volume: np.ndarray, clot: np.ndarray | None, count: int) -> list[int]:
@@ -72,7 +78,14 @@ def render_patient(root: str | Path, patient_id: str, out: str | Path, slices: i
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not re.match(PATIENT_ID_PATTERN, patient_id):
+        raise PatientShowError(f"'{patient_id}' is not a patient id (letters, digits, '.', '_', '-')")
     folder = Path(root) / patient_id
+    if not (folder / PATIENT_MANIFEST).is_file():
+        raise PatientShowError(
+            f"{folder / PATIENT_MANIFEST} is missing or not a file; check the patient id, run "
+            "`strokedata validate`"
+        )
     try:
         manifest = PatientManifest.model_validate(
             parse_json((folder / PATIENT_MANIFEST).read_text()), strict=False
@@ -110,9 +123,10 @@ def render_patient(root: str | Path, patient_id: str, out: str | Path, slices: i
         figure.colorbar(shown, ax=axes[row][-1], fraction=0.046, label=unit)
     figure.suptitle(_title(manifest, volumes, _region_names(Path(root))), fontsize=10)
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90, bbox_inches="tight", metadata={"Software": None})
+    picture = io.BytesIO()
+    figure.savefig(picture, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
     plt.close(figure)
+    atomic_write_bytes(path, picture.getvalue())
     return path
 
 

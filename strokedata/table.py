@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from strokedata.csvcells import neutralise
 from strokedata.dataset import load_dataset
 from strokedata.errors import StrokedataError
 from strokedata.executor import Executor, executor_for
@@ -137,12 +138,16 @@ def dataset_table(
 
 
 def table_bytes(table: pd.DataFrame, suffix: str) -> bytes:
-    """Return the table encoded as CSV (``suffix`` '.csv', missing values empty) or Parquet ('.parquet').
+    """Return the table encoded as CSV (``suffix`` '.csv', missing values empty, text cells that a
+    spreadsheet would run as formulas neutralised: strokedata.csvcells) or Parquet ('.parquet').
 
     Raises TableError when Parquet is asked for and pyarrow is not installed.
     """
     if suffix == ".csv":
-        return str(table.to_csv(index=False, lineterminator="\n")).encode()
+        safe = table.rename(columns=neutralise).map(
+            lambda cell: neutralise(cell) if isinstance(cell, str) else cell
+        )
+        return str(safe.to_csv(index=False, lineterminator="\n")).encode()
     try:
         import pyarrow  # noqa: F401  (pandas writes Parquet through it)
     except ImportError:

@@ -4,6 +4,7 @@ validate; the source is never written; re-runs rewrite nothing; labels are norma
 from __future__ import annotations
 
 import errno
+import gzip
 import hashlib
 import json
 import os
@@ -36,7 +37,7 @@ from strokedata.importers.normalise import (
     SIDE_SPELLINGS,
     clinical_value,
 )
-from strokedata.io import read_header, read_volume
+from strokedata.io import TRAILING_MARGIN, ImageReadError, read_header, read_volume
 from strokedata.labels import patient_regions
 from strokedata.manifest import N_REGIONS, DatasetCard, Modality, PatientManifest
 from strokedata.splits import make_split
@@ -691,7 +692,7 @@ def test_aliases_extend_a_field_and_are_checked() -> None:
 
 
 def test_squeeze_keeps_voxels_and_moves_the_frame_interval(tmp_path: Path) -> None:
-    from strokedata.importers.nifti import missing_data, squeezed_bytes
+    from strokedata.importers.nifti import check_data, squeezed_bytes
 
     series = np.arange(6 * 5 * 2 * 7, dtype=np.int16).reshape(6, 5, 2, 1, 7)
     source = tmp_path / "ctp.nii.gz"
@@ -705,9 +706,19 @@ def test_squeeze_keeps_voxels_and_moves_the_frame_interval(tmp_path: Path) -> No
     assert volume.header.shape == (6, 5, 2, 7) and volume.header.pixdim[3] == 1.5
     assert np.array_equal(volume.data, series[:, :, :, 0, :])
     assert np.array_equal(volume.header.affine, read_header(source).affine)
-    assert missing_data(target, volume.header) is None
+    check_data(target, volume.header)
     target.write_bytes(target.read_bytes()[:-30])
-    assert "decompress" in (missing_data(target, read_header(target)) or "")
+    with pytest.raises(ImageReadError) as caught:
+        check_data(target, read_header(target))
+    assert caught.value.kind in ("truncated", "corrupt") and "squeezed.nii.gz" in str(caught.value)
+    larger = gzip.decompress(source.read_bytes()) + bytes(TRAILING_MARGIN + 1)
+    target.write_bytes(gzip.compress(larger))
+    with pytest.raises(ImageReadError) as caught:
+        check_data(target, read_header(target))
+    assert caught.value.kind == "trailing"
+    with pytest.raises(ImageReadError) as caught:
+        squeezed_bytes(target)
+    assert caught.value.kind == "trailing"
     with pytest.raises(ValueError, match="not \\(x, y, z, 1, t\\)"):
         _save(tmp_path / "ncct.nii", np.ones(SHAPE, np.int16))
         squeezed_bytes(tmp_path / "ncct.nii")

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import gzip
 import struct
-import zlib
 from pathlib import Path
 
-from strokedata.io import ImageHeader
+from strokedata.io import TRAILING_MARGIN, ImageHeader, check_extent, read_declared
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 1 << 20
-_READ_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, zlib.error)
 _LAYOUTS = {348: ("h", "f", 40, 76), 540: ("q", "d", 16, 104)}
 """sizeof_hdr -> (dim type, pixdim type, offset of dim, offset of pixdim) of NIfTI-1 and NIfTI-2."""
 
@@ -37,58 +34,45 @@ def squeezed_bytes(path: Path) -> bytes:
 
     ``dim`` and ``pixdim`` lose their fourth entry (the singleton axis), so the frame interval of the fifth
     axis becomes the fourth's; every other header byte, the extensions and the voxel bytes are copied
-    unchanged. The result is gzip-compressed (level 1, no timestamp: the same input gives the same bytes)
-    when ``path`` is; raises ValueError when the file is not such a NIfTI-1 or NIfTI-2 series.
+    unchanged. The file is read as far as its header declares and no further (strokedata.io), so a gzip
+    stream holding more cannot inflate the copy. The result is gzip-compressed (level 1, no timestamp:
+    the same input gives the same bytes) when ``path`` is; raises ValueError when the file is not such a
+    NIfTI-1 or NIfTI-2 series, ImageReadError when it cannot be read.
     """
-    raw = path.read_bytes()
-    compressed = raw[:2] == _GZIP_MAGIC
-    if compressed:
-        raw = gzip.decompress(raw)
-    for order in "<>":
-        size = struct.unpack_from(f"{order}i", raw)[0] if len(raw) >= 4 else 0
-        if size in _LAYOUTS:
-            break
-    else:
-        raise ValueError(f"{path.name} does not start with a NIfTI-1 or NIfTI-2 header")
+    _, content = read_declared(path)
+    raw = content.data
+    order = next(order for order in "<>" if struct.unpack_from(f"{order}i", raw)[0] in _LAYOUTS)
+    size = struct.unpack_from(f"{order}i", raw)[0]
     integer, real, dim_at, pixdim_at = _LAYOUTS[size]
     dim = list(struct.unpack_from(f"{order}8{integer}", raw, dim_at))
     pixdim = list(struct.unpack_from(f"{order}8{real}", raw, pixdim_at))
     if dim[0] != 5 or dim[4] != 1:
         raise ValueError(f"{path.name} has dimensions {dim}, not (x, y, z, 1, t)")
-    header = bytearray(raw[:size])
-    struct.pack_into(f"{order}8{integer}", header, dim_at, 4, *dim[1:4], dim[5], 1, 1, 1)
-    struct.pack_into(f"{order}8{real}", header, pixdim_at, *pixdim[:4], pixdim[5], 1.0, 1.0, 1.0)
-    payload = bytes(header) + raw[size:]
-    return gzip.compress(payload, compresslevel=1, mtime=0) if compressed else payload
+    fixed = bytearray(raw[:size])
+    struct.pack_into(f"{order}8{integer}", fixed, dim_at, 4, *dim[1:4], dim[5], 1, 1, 1)
+    struct.pack_into(f"{order}8{real}", fixed, pixdim_at, *pixdim[:4], pixdim[5], 1.0, 1.0, 1.0)
+    payload = bytes(fixed) + raw[size:]
+    return gzip.compress(payload, compresslevel=1, mtime=0) if is_compressed(path) else payload
 
 
-def missing_data(path: Path, header: ImageHeader) -> str | None:
-    """Return why a file holds less voxel data than its header declares, or None when it holds enough.
+def check_data(path: Path, header: ImageHeader) -> None:
+    """Return when a file holds the voxel data its header declares, no less and no more (within
+    strokedata.io's margin); raise ImageReadError ('truncated', 'trailing', 'corrupt') otherwise.
 
-    Uncompressed files are checked by size. For gzip files the size the trailer records is compared first;
-    only when it disagrees is the stream inflated to count its bytes, so a sound file costs one small read.
+    Uncompressed files are checked by size. For gzip files the size the trailer records (modulo 2**32) is
+    compared first; only when it disagrees is the stream inflated, and then no further than its header
+    declares plus the margin, so a sound file costs one small read and a hostile one no memory.
     """
     needed = header.vox_offset + header.nbytes
     size = path.stat().st_size
-    if not is_compressed(path):
-        if size < needed:
-            return f"{path.name} holds {size:,} bytes; its header needs {needed:,}"
-        return None
-    with path.open("rb") as stream:
-        stream.seek(max(size - 4, 0))
-        recorded = int.from_bytes(stream.read(4), "little")
-    if recorded == needed % 2**32:
-        return None
-    total = 0
-    try:
-        with gzip.open(path, "rb") as stream:
-            while chunk := stream.read(_CHUNK):
-                total += len(chunk)
-                if total >= needed:
-                    return None
-    except _READ_ERRORS as error:
-        return f"{path.name} cannot be decompressed: {error or type(error).__name__}"
-    return f"{path.name} holds {total:,} bytes of image data once decompressed; its header needs {needed:,}"
+    if is_compressed(path):
+        with path.open("rb") as stream:
+            stream.seek(max(size - 4, 0))
+            if int.from_bytes(stream.read(4), "little") == needed % 2**32:
+                return
+    elif needed <= size <= needed + TRAILING_MARGIN:
+        return
+    check_extent(path)
 
 
 def nifti_stem(path: Path) -> str | None:

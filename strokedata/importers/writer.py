@@ -9,12 +9,9 @@ holds exactly what would be written is left untouched. The source is only read.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -22,7 +19,8 @@ from typing import Literal, TypeVar
 from pydantic import ValidationError
 
 from strokedata import __version__
-from strokedata.importers.nifti import missing_data, needs_squeeze, squeezed_bytes
+from strokedata.csvcells import csv_text
+from strokedata.importers.nifti import check_data, needs_squeeze, squeezed_bytes
 from strokedata.importers.report import (
     ImporterError,
     ImportMode,
@@ -33,7 +31,7 @@ from strokedata.importers.report import (
     PatientSource,
     Scan,
 )
-from strokedata.io import atomic_write_text
+from strokedata.io import ImageReadError, atomic_write_text
 from strokedata.manifest import (
     DATASET_CARD,
     PATIENT_ID_PATTERN,
@@ -44,7 +42,8 @@ from strokedata.manifest import (
     Provenance,
 )
 from strokedata.outputs import check_output_folder
-from strokedata.validation.header_checks import check_headers
+from strokedata.staging import is_leftover, remove_leftovers, staged_folder
+from strokedata.validation.header_checks import check_headers, read_error_finding
 from strokedata.validation.manifest_checks import ImageRef
 from strokedata.validation.report import ValidationConfig
 
@@ -52,7 +51,6 @@ EXCLUDED_CSV = "excluded.csv"
 """Written in the output root: patient_id, source, reason of every patient left out by ``require``.
 ``strokedata validate`` ignores files in the root, so the list can live next to the patient folders."""
 
-_PARTIAL, _OLD = ".partial-", ".replaced-"
 _PATIENT_ID = re.compile(PATIENT_ID_PATTERN)
 
 T = TypeVar("T")
@@ -106,19 +104,6 @@ def _checked_source(src: Path) -> Path:
     return src.resolve()
 
 
-def _leftover(entry: Path) -> bool:
-    """Return True for a hidden folder left by an interrupted import (or preprocess) run."""
-    return entry.name.startswith(".") and (_PARTIAL in entry.name or _OLD in entry.name)
-
-
-def _remove(path: Path) -> None:
-    """Remove a folder tree (never following links out of it) or a single file or link."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
-
-
 def _prepare_output(source_root: Path, out: Path, name: str) -> None:
     """Create ``out`` or reuse it when it holds an earlier import of the same name; remove leftovers of
     interrupted runs. Raise ImporterError when ``out`` overlaps the source or holds something else."""
@@ -143,11 +128,9 @@ def _prepare_output(source_root: Path, out: Path, name: str) -> None:
                     f"{out} holds another dataset ('{existing.name}', not '{name}'); choose an empty folder, "
                     "or give the same --name to update it"
                 )
-        elif any(not _leftover(entry) for entry in out.iterdir()):
+        elif any(not is_leftover(entry) for entry in out.iterdir()):
             raise ImporterError(f"{out} is not empty and holds no {DATASET_CARD}; choose an empty folder")
-        for entry in out.iterdir():
-            if _leftover(entry):
-                _remove(entry)
+        remove_leftovers(out)
     out.mkdir(parents=True, exist_ok=True)
 
 
@@ -187,9 +170,11 @@ def _header_failure(source: PatientSource, source_root: Path) -> tuple[PatientOu
         reason = "; ".join(f"{finding.code} {finding.message}" for finding in errors)
         return _failed(source, reason, errors[0].file), bool(squeezed)
     for image in checked:
-        problem = missing_data(image.ref.path, image.header)
-        if problem is not None:
-            return _failed(source, f"F003 {image.ref.modality.value}: {problem}", image.ref.relpath), False
+        try:
+            check_data(image.ref.path, image.header)
+        except ImageReadError as error:
+            finding = read_error_finding(source.patient_id, image.ref, error)
+            return _failed(source, f"{finding.code} {finding.message}", image.ref.relpath), False
     return None, bool(squeezed)
 
 
@@ -325,34 +310,17 @@ def _write_patient(plan: _Plan, out: Path) -> PatientOutcome:
     final = out / source.patient_id
     if _is_current(final, plan, payloads, manifest_text):
         return PatientOutcome(source.patient_id, source.folder, "imported", changed=False)
-    partial = out / f".{source.patient_id}{_PARTIAL}{uuid.uuid4().hex}"
-    partial.mkdir()
-    try:
+    with staged_folder(out, source.patient_id) as partial:
         for entry in plan.entries:
             _materialise(entry, partial, payloads, out)
         atomic_write_text(partial / PATIENT_MANIFEST, manifest_text)
-        if final.exists() or final.is_symlink():
-            old = out / f".{source.patient_id}{_OLD}{uuid.uuid4().hex}"
-            final.rename(old)
-            partial.rename(final)
-            _remove(old)
-        else:
-            partial.rename(final)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return PatientOutcome(source.patient_id, source.folder, "imported", changed=True)
 
 
 def _excluded_csv(outcomes: list[PatientOutcome]) -> str:
     """Return the exclusion list as CSV text: a header, then one row per excluded patient."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["patient_id", "source", "reason"])
-    for outcome in outcomes:
-        if outcome.status == "excluded":
-            writer.writerow([outcome.patient_id, outcome.source, outcome.reason])
-    return buffer.getvalue()
+    rows = [(o.patient_id, o.source, o.reason) for o in outcomes if o.status == "excluded"]
+    return csv_text(["patient_id", "source", "reason"], rows)
 
 
 def _check_hardlinks(source_root: Path, out: Path) -> None:

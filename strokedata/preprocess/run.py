@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +38,11 @@ from strokedata.manifest import (
 )
 from strokedata.outputs import check_output_folder
 from strokedata.preprocess.pipelines import Pipeline, PipelineParams, get_pipeline
+from strokedata.staging import remove_leftovers, staged_folder
 from strokedata.subjects import patient_subject
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress("preprocess", done, total)`` after each patient."""
-
-_PARTIAL, _OLD = ".partial-", ".replaced-"
 
 
 class PreprocessError(StrokedataError):
@@ -182,10 +179,7 @@ def _write_patient(
     inputs: dict[str, str],
 ) -> None:
     """Write a transformed subject and its manifest into a hidden folder, then rename it into place."""
-    final = job.out / manifest.patient_id
-    partial = job.out / f".{manifest.patient_id}{_PARTIAL}{uuid.uuid4().hex}"
-    partial.mkdir(parents=True)
-    try:
+    with staged_folder(job.out, manifest.patient_id) as partial:
         suffix = ".nii.gz" if job.compress else ".nii"
         images: dict[Modality, str] = {}
         for modality in pipeline.writes:
@@ -222,16 +216,6 @@ def _write_patient(
             ),
         )
         atomic_write_text(partial / PATIENT_MANIFEST, output.model_dump_json(indent=2) + "\n")
-        if final.exists():
-            old = job.out / f".{manifest.patient_id}{_OLD}{uuid.uuid4().hex}"
-            final.rename(old)
-            partial.rename(final)
-            shutil.rmtree(old)
-        else:
-            partial.rename(final)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
 
 
 def _up_to_date(folder: Path, key: str) -> bool:
@@ -308,13 +292,7 @@ def _prepare_output(root: Path, out: Path, card: DatasetCard) -> None:
                 )
         elif any(out.iterdir()):
             raise PreprocessError(f"{out} is not empty and holds no {DATASET_CARD}; choose an empty folder")
-        for leftover in out.iterdir():
-            if (
-                leftover.is_dir()
-                and leftover.name.startswith(".")
-                and (_PARTIAL in leftover.name or _OLD in leftover.name)
-            ):
-                shutil.rmtree(leftover)
+        remove_leftovers(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / DATASET_CARD, text)
 
@@ -376,11 +354,15 @@ def preprocess_dataset(
         for manifest in dataset
     ]
     report = PreprocessReport(chosen.name, out_path)
-    with executor_for(jobs, executor) as runner:
-        for done, outcome in enumerate(runner.map_unordered(preprocess_patient, job_list), start=1):
-            report.outcomes.append(outcome)
-            if progress is not None:
-                progress("preprocess", done, len(job_list))
+    try:
+        with executor_for(jobs, executor) as runner:
+            for done, outcome in enumerate(runner.map_unordered(preprocess_patient, job_list), start=1):
+                report.outcomes.append(outcome)
+                if progress is not None:
+                    progress("preprocess", done, len(job_list))
+    except KeyboardInterrupt:  # the workers are stopped: remove what they were half-way through writing
+        remove_leftovers(out_path)
+        raise
     report.outcomes.sort(key=lambda outcome: outcome.patient_id)
     inputs = set(dataset.ids)
     report.stale = sorted(

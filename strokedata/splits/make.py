@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from strokedata import __version__
+from strokedata.csvcells import csv_text
 from strokedata.dataset import Dataset, load_dataset
 from strokedata.executor import Executor, executor_for
 from strokedata.io import atomic_write_text
@@ -371,12 +370,8 @@ def split_csv(split: SplitFile) -> str:
         rows += [(pid, "train", "") for pid in split.train or []] + [
             (pid, "val", "") for pid in split.val or []
         ]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["patient_id", "partition", "fold"])
     rows.sort(key=lambda row: (row[0], row[2], row[1]))
-    writer.writerows(rows)
-    return buffer.getvalue()
+    return csv_text(["patient_id", "partition", "fold"], rows)
 
 
 def write_split(split: SplitFile, out: str | Path, csv_out: str | Path | None = None) -> None:

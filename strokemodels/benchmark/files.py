@@ -2,7 +2,9 @@
 
 A file holds one row per patient (per patient and slice for slice-level clot-regions). Predictions
 files may add a ``fold`` column (cross-validation) and a ``model`` column (several models in one
-file). Unknown columns are refused: a misspelt column would otherwise be ignored silently.
+file). Unknown columns are refused: a misspelt column would otherwise be ignored silently. Cells that
+the toolkit's own CSV writers neutralised against formula injection (a leading apostrophe,
+strokedata.csvcells) are read back as their original text.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from strokedata.csvcells import restore
 from strokedata.manifest import N_REGIONS
 from strokemodels.benchmark.errors import PredictionFileError
 from strokemodels.benchmark.tasks import TaskCard
@@ -62,7 +65,7 @@ def read_table(path: Path, task: TaskCard, kind: Kind, threshold: float = 0.5) -
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            header = [name.strip() for name in reader.fieldnames or []]
+            header = [restore(name.strip()) for name in reader.fieldnames or []]
             reader.fieldnames = header
             rows = [(reader.line_num, row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
@@ -109,7 +112,7 @@ class _Reader:
     def add(self, number: int, row: dict[str, str | None]) -> None:
         """Check one row (line ``number``) and store its value under its model and patient."""
         where = f"{self.name} line {number}"
-        text = {key: (value or "").strip() for key, value in row.items() if key is not None}
+        text = {key: restore((value or "").strip()) for key, value in row.items() if key is not None}
         if None in row:
             self.problems.append(f"{where}: more fields than columns")
             return
