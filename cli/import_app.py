@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import render
-from cli.errors import library_errors, option_errors
+from cli.errors import check_outputs, library_errors, option_errors
 from cli.options import parse_names
 
 if TYPE_CHECKING:
@@ -58,12 +58,14 @@ _ALIAS_FIELDS = {
 
 
 def _options(
-    copy: bool, link: bool, require: list[str] | None, name: str | None, licence: str | None
+    out: Path, copy: bool, link: bool, require: list[str] | None, name: str | None, licence: str | None
 ) -> ImportOptions:
-    """Return the shared import options; raise typer.BadParameter for --copy with --link or a bad name."""
+    """Return the shared import options, once --out is known to be usable (else exit 2); raise
+    typer.BadParameter for --copy with --link or a bad name."""
     from strokedata.importers import ImportOptions
     from strokedata.manifest import Modality
 
+    check_outputs(folders={"--out": out})
     if copy and link:
         raise typer.BadParameter("choose one of --copy and --link (default: symbolic links)")
     names = parse_names(require or [], [m.value for m in Modality], "--require")
@@ -99,7 +101,7 @@ def ami(
     from strokedata.importers import import_ami
 
     with option_errors():
-        options = _options(copy, link, require, name, licence)
+        options = _options(out, copy, link, require, name, licence)
     with library_errors(_RESUME), render.progress_bar() as progress:
         report = import_ami(src, out, replace(options, progress=progress))
     _finish(report)
@@ -128,7 +130,7 @@ def isles2018(
     from strokedata.importers import import_isles2018
 
     with option_errors():
-        options = _options(copy, link, require, name, licence)
+        options = _options(out, copy, link, require, name, licence)
     with library_errors(_RESUME), render.progress_bar() as progress:
         report = import_isles2018(src, out, replace(options, progress=progress), slab_map=slab_map)
     _finish(report)
@@ -158,7 +160,7 @@ def isles24(
     from strokedata.importers import import_isles24
 
     with option_errors():
-        options = _options(copy, link, require, name, licence)
+        options = _options(out, copy, link, require, name, licence)
         if space not in ("ncct", "native"):
             raise typer.BadParameter(f"--space '{space}': choose ncct or native")
     with library_errors(_RESUME), render.progress_bar() as progress:
@@ -259,7 +261,7 @@ def table(
     from strokedata.importers import TableColumns, import_table
 
     with option_errors():
-        options = _options(copy, link, require, name, licence)
+        options = _options(out, copy, link, require, name, licence)
         patterns = _patterns(column)
         normaliser = _normaliser(alias or [])
         columns = TableColumns(

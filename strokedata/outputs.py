@@ -25,6 +25,12 @@ _KINDS = (
 )
 
 
+def _writable(path: Path) -> bool:
+    """Return True when this process (its effective user) may create entries in the folder ``path``."""
+    effective = os.access in os.supports_effective_ids
+    return os.access(path, os.W_OK | os.X_OK, effective_ids=effective)
+
+
 class OutputPathError(StrokedataError):
     """An output path that must not be written: not a regular file, in a system folder, or unwritable."""
 
@@ -49,7 +55,7 @@ def _writable_place(path: Path, shown: str) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise OutputPathError(f"{shown}: {existing} is not a folder; choose a path inside a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not _writable(existing):
         raise OutputPathError(
             f"{shown}: the folder {existing} is not writable (read-only or no permission); "
             "choose a folder you can write to"
@@ -89,7 +95,7 @@ def check_output_folder(path: str | Path, option: str = "--out") -> None:
     shown = f"{option} {path}"
     _refuse_system(target, shown)
     if target.is_dir():  # an existing folder (or a link to one) is written into, never replaced
-        if not os.access(target, os.W_OK | os.X_OK):
+        if not _writable(target):
             raise OutputPathError(
                 f"{shown} is a folder that is not writable; choose a folder you can write to"
             )

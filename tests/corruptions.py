@@ -190,7 +190,8 @@ def _restore_stored(root: Path, source: str, target: str, change: Callable[[Path
     change(root / "p000" / source, root / P / target)
 
 
-def _big_endian(source: Path, target: Path) -> None:
+def big_endian(source: Path, target: Path) -> None:
+    """Write the image at ``source`` to ``target`` stored big-endian, values unchanged."""
     data, affine = load(source)
     header = nib.Nifti1Header(endianness=">")
     image = nib.Nifti1Image(data.astype(data.dtype.newbyteorder(">")), affine, header)
@@ -314,7 +315,7 @@ VARIANTS: dict[str, list[Callable[[Path], None]]] = {
     "F008": [_not_a_file(os.mkfifo), _not_a_file(_character_device)],
     "G007": [_shift_qform, _shear_sform],
     "K001": [
-        lambda root: _restore_stored(root, "cbf.nii.gz", "cbf.nii.gz", _big_endian),
+        lambda root: _restore_stored(root, "cbf.nii.gz", "cbf.nii.gz", big_endian),
         lambda root: _restore_stored(root, "cbf.nii.gz", "cbf.nii.gz", _as_float64),
         lambda root: _restore_stored(root, "ncct.nii.gz", "ncct.nii.gz", _scaled_by_half),
     ],

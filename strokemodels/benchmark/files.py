@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from strokedata.csvcells import restore
 from strokedata.manifest import N_REGIONS
+from strokedata.outputs import file_kind
 from strokemodels.benchmark.errors import PredictionFileError
 from strokemodels.benchmark.tasks import TaskCard
 
 REGION_COLUMNS = [f"region_{k:02d}" for k in range(N_REGIONS)]
 _SHOWN = 30  # problems listed in one message
+MAX_TABLE_BYTES = 512 * 2**20
+"""Largest predictions or truth CSV read (512 MiB): a bound on the memory that scoring a file takes."""
 Kind = Literal["prediction", "label"]
 
 
@@ -59,17 +63,26 @@ def columns(task: TaskCard, kind: Kind) -> tuple[list[str], list[str]]:
     return ["patient_id", kind], probabilities + extra
 
 
-def read_table(path: Path, task: TaskCard, kind: Kind, threshold: float = 0.5) -> dict[str | None, Rows]:
-    """Return {model: Rows} from a predictions (``kind`` 'prediction') or truth ('label') CSV of ``task``;
-    the key is None without a model column. Raises PredictionFileError listing every problem."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [restore(name.strip()) for name in reader.fieldnames or []]
-            reader.fieldnames = header
-            rows = [(reader.line_num, row) for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise PredictionFileError(f"cannot read {path}: {error}") from None
+def _bounded_lines(handle: TextIO, path: Path) -> Iterator[str]:
+    """Yield the lines of an open text file; raise PredictionFileError once more than MAX_TABLE_BYTES
+    characters were read (a line without end included), so that memory stays bounded."""
+    remaining = MAX_TABLE_BYTES
+    while line := handle.readline(remaining + 1):
+        remaining -= len(line)
+        if remaining < 0:
+            raise PredictionFileError(_too_large(path))
+        yield line
+
+
+def _too_large(path: Path) -> str:
+    return (
+        f"{path} holds more than {MAX_TABLE_BYTES // 2**20} MiB; larger predictions and truth files are "
+        "refused (docs/benchmark.md): split it by model or by fold and score each part"
+    )
+
+
+def _check_header(path: Path, header: list[str], task: TaskCard, kind: Kind) -> None:
+    """Raise PredictionFileError when the header repeats, lacks or adds columns for a ``kind`` file."""
     required, optional = columns(task, kind)
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
@@ -90,9 +103,28 @@ def read_table(path: Path, task: TaskCard, kind: Kind, threshold: float = 0.5) -
             f"{path}: give all of {', '.join(probability_columns(task))} or none "
             f"(found {', '.join(probabilities)})"
         )
-    reading = _Reader(path, task, kind, threshold, path.parent, "slice" in header)
-    for number, row in rows:
-        reading.add(number, row)
+
+
+def read_table(path: Path, task: TaskCard, kind: Kind, threshold: float = 0.5) -> dict[str | None, Rows]:
+    """Return {model: Rows} from a predictions (``kind`` 'prediction') or truth ('label') CSV of ``task``;
+    the key is None without a model column. Raises PredictionFileError listing every problem.
+
+    Rows are checked as they are read, never all held at once; a file of more than MAX_TABLE_BYTES is
+    refused (before reading, when its size is known).
+    """
+    try:
+        if path.is_file() and path.stat().st_size > MAX_TABLE_BYTES:
+            raise PredictionFileError(_too_large(path))
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(_bounded_lines(handle, path))
+            header = [restore(name.strip()) for name in reader.fieldnames or []]
+            reader.fieldnames = header
+            _check_header(path, header, task, kind)
+            reading = _Reader(path, task, kind, threshold, path.parent, "slice" in header)
+            for row in reader:
+                reading.add(reader.line_num, row)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise PredictionFileError(f"cannot read {path}: {error}") from None
     return reading.finish()
 
 
@@ -241,5 +273,7 @@ class _Reader:
         if not text.endswith((".nii", ".nii.gz")):
             self.problems.append(f"{where}: mask '{text}' is not a NIfTI file (.nii or .nii.gz)")
         elif not path.is_file():
-            self.problems.append(f"{where}: mask '{text}' does not exist (paths are relative to the CSV)")
+            kind = file_kind(path.stat().st_mode) if path.exists() else None
+            state = f"is {kind}, not a regular file" if kind else "does not exist"
+            self.problems.append(f"{where}: mask '{text}' {state} (paths are relative to the CSV)")
         return path
