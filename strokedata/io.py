@@ -362,21 +362,31 @@ def _chunks(volume: Volume) -> Iterator[np.ndarray]:
         yield volume.scaled(flat[start : start + _HASH_CHUNK])
 
 
-def _canonical_type(volume: Volume) -> np.dtype[Any]:
+def _canonical_type(volume: Volume, value_range: tuple[float, float] | None) -> np.dtype[Any]:
     """Return the smallest little-endian type that holds every scaled voxel value exactly: int16, int32
-    or int64 for integer values, else float32 or float64. It depends on the values alone."""
-    low, high, integral, single = 0.0, 0.0, True, True
-    for values in _chunks(volume):
-        if values.size == 0:
-            continue
-        low, high = min(low, float(values.min())), max(high, float(values.max()))
-        if values.dtype.kind == "f":
-            integral = integral and bool(
-                np.all(np.isfinite(values)) and np.array_equal(values, np.rint(values))
-            )
-            if values.dtype.itemsize > 4:
-                single = single and np.array_equal(values, values.astype(np.float32), equal_nan=True)
-    if integral and not (math.isnan(low) or math.isnan(high)):
+    or int64 for integer values, else float32 or float64. It depends on the values alone.
+
+    Integers stored with integer scaling need only their range (``value_range``, when the caller knows
+    it already); other images are checked piece by piece, each check dropped once a piece fails it.
+    """
+    header = volume.header
+    if (
+        volume.data.dtype.kind in "iu"
+        and float(header.slope).is_integer()
+        and float(header.inter).is_integer()
+    ):
+        low, high = value_range if value_range is not None else volume.scaled_range()
+        integral, single = True, True
+    else:
+        low, high, integral, single = math.inf, -math.inf, True, True
+        for values in _chunks(volume):
+            if integral:
+                integral = bool(np.all(np.isfinite(values)) and np.array_equal(values, np.rint(values)))
+                if integral and values.size:
+                    low, high = min(low, float(values.min())), max(high, float(values.max()))
+            if single and values.dtype.itemsize > 4:
+                single = np.array_equal(values, values.astype(np.float32), equal_nan=True)
+    if integral:
         for kind in ("<i2", "<i4", "<i8"):
             limits = np.iinfo(kind)
             if limits.min <= low and high <= limits.max:
@@ -384,14 +394,15 @@ def _canonical_type(volume: Volume) -> np.dtype[Any]:
     return np.dtype("<f4" if single else "<f8")
 
 
-def content_hash(volume: Volume) -> str:
+def content_hash(volume: Volume, value_range: tuple[float, float] | None = None) -> str:
     """Return the sha256 of an image's voxel content: its shape (trailing single axes dropped) and its
     voxel values after scaling, in a canonical type, so that the same values stored with another type,
-    byte order, scaling, header or compression give the same hash."""
+    byte order, scaling, header or compression give the same hash. ``value_range``: the scaled
+    (min, max) when the caller has it already (it saves a pass over integer images)."""
     shape = list(volume.header.shape)
     while len(shape) > 3 and shape[-1] == 1:
         shape.pop()
-    kind = _canonical_type(volume)
+    kind = _canonical_type(volume, value_range)
     digest = hashlib.sha256(f"{tuple(shape)}|".encode())
     for values in _chunks(volume):
         digest.update(np.ascontiguousarray(values, dtype=kind).data)

@@ -81,7 +81,9 @@ def _label_values_finding(
 
 def _volume_findings(
     patient: str, image: CheckedImage, volume: Volume, config: ValidationConfig
-) -> list[Finding]:
+) -> tuple[list[Finding], tuple[float, float] | None]:
+    """Return the value findings of one image and the range of its finite scaled values (None when it
+    holds none)."""
     modality, relpath = image.ref.modality, image.ref.relpath
     data = volume.data
     findings = []
@@ -97,7 +99,7 @@ def _volume_findings(
             )
             finite_values = data[finite]
             if finite_values.size == 0:
-                return findings
+                return findings, None
     low, high = volume.scaled_range(finite_values)
     if modality in LABEL_MAPS:
         finding = _label_values_finding(patient, image, volume, finite_values, low, high)
@@ -107,7 +109,7 @@ def _volume_findings(
         findings.append(finding)
     if low == high == 0 and modality not in MAY_BE_EMPTY:
         findings.append(make_finding("V009", patient, relpath, f"every {modality.value} voxel is zero"))
-    return findings
+    return findings, (low, high)
 
 
 def _label_findings(
@@ -170,9 +172,11 @@ def check_values(
             content.findings.append(read_error_finding(patient, image.ref, error))
             continue
         content.bytes_read += volume.file_bytes
-        content.findings.extend(_volume_findings(patient, image, volume, config))
+        findings, value_range = _volume_findings(patient, image, volume, config)
+        content.findings.extend(findings)
         if image.ref.modality not in LABEL_MAPS:
-            content.hashes[image.ref.relpath] = (image.ref.modality, content_hash(volume))
+            digest = content_hash(volume, value_range)
+            content.hashes[image.ref.relpath] = (image.ref.modality, digest)
         if image.ref.modality is Modality.CLOT:
             clot = (image.ref.relpath, volume.scaled())
         elif image.ref.modality is Modality.ATLAS:
