@@ -225,6 +225,13 @@ def show(
         Path | None, typer.Option("--out", help="PNG file to write (default: PATIENT_ID.png).")
     ] = None,
     slices: Annotated[int, typer.Option(min=1, max=12, help="Axial slices per image.")] = 4,
+    neurological: Annotated[
+        bool,
+        typer.Option(
+            "--neurological",
+            help="Show the patient's right on the image's right (default: radiological, right on the left).",
+        ),
+    ] = False,
 ) -> None:
     """Write a PNG montage of one patient: slices of each image, label outlines, labels in the title."""
     from strokedata.show import render_patient
@@ -235,7 +242,8 @@ def show(
         raise typer.Exit(EXIT_USAGE)
     check_outputs({"--out": target})
     with library_errors():
-        path = render_patient(dataset, patient_id, target, slices=slices)
+        convention = "neurological" if neurological else "radiological"
+        path = render_patient(dataset, patient_id, target, slices=slices, convention=convention)
     render.plain(f"wrote {path}")
 
 
