@@ -349,6 +349,11 @@ def _score_notes(report: ScoreReport) -> list[str]:
             f"{report.not_in_any_fold} patients without a prediction have no fold: they count in the pooled "
             "metrics, not in the per-fold ones"
         )
+    if report.outside_partition_not_scored:
+        notes.append(
+            f"{report.outside_partition_not_scored} predicted patients of the dataset lie outside the "
+            "partition scored and were left aside"
+        )
     if report.unlabelled_not_scored:
         notes.append(
             f"{report.unlabelled_not_scored} patients of the dataset lack the {report.task} label and were "
@@ -379,7 +384,7 @@ def markdown_scores(reports: list[ScoreReport], card: TaskCard) -> str:
 
 def _compare_table(report: CompareReport) -> list[TableData]:
     title = (
-        f"{report.task}: {report.b} minus {report.a}, n = {report.n} patients, "
+        f"{report.task}: B - A, B = {report.b}, A = {report.a}, n = {report.n} patients, "
         f"paired 95% CI from {report.bootstrap} resamples"
     )
     rows = [
@@ -397,7 +402,9 @@ def _compare_table(report: CompareReport) -> list[TableData]:
             ]
             for test in report.tests
         ]
-        tables.append(("Paired tests (two-sided)", ["test", "statistic", "p", "detail"], tests))
+        tables.append(
+            ("Paired tests (two-sided; statistics signed B - A)", ["test", "statistic", "p", "detail"], tests)
+        )
     return tables
 
 

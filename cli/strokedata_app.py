@@ -242,8 +242,13 @@ def show(
         raise typer.Exit(EXIT_USAGE)
     check_outputs({"--out": target})
     with library_errors():
-        convention = "neurological" if neurological else "radiological"
-        path = render_patient(dataset, patient_id, target, slices=slices, convention=convention)
+        path = render_patient(
+            dataset,
+            patient_id,
+            target,
+            slices=slices,
+            convention="neurological" if neurological else "radiological",
+        )
     render.plain(f"wrote {path}")
 
 

@@ -259,7 +259,17 @@ def test_truth_from_a_phantom_dataset_and_a_split_partition(tmp_path: Path) -> N
             "50",
         ],
     )
-    assert result.exit_code == 2 and "not in the truth" in result.output  # predictions beyond the partition
+    assert result.exit_code == 0, result.output  # the partition is scored, the other patients left aside
+    scored = json.loads((tmp_path / "s.json").read_text())
+    assert scored["n"] == len(split.test)
+    assert scored["outside_partition_not_scored"] == len(manifests) - len(split.test)
+    assert f"{len(manifests) - len(split.test)} predicted patients" in result.output
+    stranger = tmp_path / "stranger.csv"
+    stranger.write_text(occlusion.read_text() + "nobody,M1\n")
+    arguments = ["score", str(stranger), "--task", "occlusion", "--dataset", str(root)]
+    partition = ["--split", str(tmp_path / "split.json"), "--partition", "test"]
+    result = CliRunner().invoke(app, arguments + partition)
+    assert result.exit_code == 2 and "not in the truth" in result.output and "nobody" in result.output
     subset = tmp_path / "test.csv"
     subset.write_text("patient_id,prediction\n" + "".join(f"{pid},M1\n" for pid in split.test))
     result = CliRunner().invoke(

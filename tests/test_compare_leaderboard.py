@@ -120,6 +120,12 @@ def test_recanalization_differences_are_b_minus_a_of_the_separate_scores(
     report = compare("recanalization", a, b, truth, bootstrap=200, seed=seed)
     _check_against_separate_scores("recanalization", report, a, b, truth)
     assert next(iter(report.metrics)) == "roc_auc"
+    delong = {test.name: test for test in report.tests}.get("DeLong (roc_auc)")
+    if delong is not None:  # one sign convention, B - A, in the table and in the test's detail
+        difference = report.metrics["roc_auc"].difference
+        assert delong.detail["difference_b_minus_a"] == pytest.approx(difference, abs=1e-12)
+        if delong.statistic is not None and difference:
+            assert (delong.statistic > 0) == (difference > 0)
 
 
 @settings(max_examples=30)

@@ -51,7 +51,28 @@ class CompareReport(BaseModel):
     seed: int
     missing_scored_as_wrong: dict[str, int] = Field(description="units without a prediction, per model")
     unlabelled_not_scored: int = Field(default=0, description="dataset patients without the task's label")
+    outside_partition_not_scored: int = Field(
+        default=0, description="predicted patients of the dataset outside the partition compared, left aside"
+    )
     notes: list[str]
+
+
+def _b_minus_a(test: PairedTest, metric: str) -> PairedTest:
+    """Return DeLong's test of A against B in the comparison's one sign convention, B - A: the statistic
+    z = (AUC B - AUC A) / se and the detail auc_a, auc_b, difference_b_minus_a, se."""
+    detail = test.detail
+    return test.model_copy(
+        update={
+            "name": f"DeLong ({metric})",
+            "statistic": None if test.statistic is None else -test.statistic,
+            "detail": {
+                "auc_a": detail["auc_a"],
+                "auc_b": detail["auc_b"],
+                "difference_b_minus_a": detail["auc_b"] - detail["auc_a"],
+                "se": detail["se"],
+            },
+        }
+    )
 
 
 def compare(
@@ -104,7 +125,7 @@ def compare(
         except ValueError as error:
             notes.append(f"no DeLong test of {name}: {error}")
             continue
-        tests.append(found.model_copy(update={"name": f"DeLong ({name})"}))
+        tests.append(_b_minus_a(found, name))
     return CompareReport(
         task=task_name,
         a=names[0],
@@ -171,9 +192,21 @@ def compare_files(
         allow_missing=allow_missing,
         workers=workers,
     )
-    if not scoring.unlabelled:
-        return report
-    note = f"{len(scoring.unlabelled)} patients of the dataset lack the {task_name} label and were not scored"
+    notes = list(report.notes)
+    if scoring.unlabelled:
+        notes.append(
+            f"{len(scoring.unlabelled)} patients of the dataset lack the {task_name} label and were not "
+            "scored"
+        )
+    if scoring.outside_partition:
+        notes.append(
+            f"{scoring.outside_partition} predicted patients lie outside the partition {partition} and "
+            "were left aside"
+        )
     return report.model_copy(
-        update={"unlabelled_not_scored": len(scoring.unlabelled), "notes": [*report.notes, note]}
+        update={
+            "unlabelled_not_scored": len(scoring.unlabelled),
+            "outside_partition_not_scored": scoring.outside_partition,
+            "notes": notes,
+        }
     )

@@ -83,6 +83,9 @@ class ScoreReport(BaseModel):
     seed: int
     missing_scored_as_wrong: int = Field(default=0, description="units without a prediction, scored as wrong")
     unlabelled_not_scored: int = Field(default=0, description="dataset patients without the task's label")
+    outside_partition_not_scored: int = Field(
+        default=0, description="predicted patients of the dataset outside the partition scored, left aside"
+    )
     truth_fingerprint: str = Field(description="sha256 of the truth scored against: runs rank only on one")
     policies: dict[str, str]
     replicates: tuple[float | None, ...] | None = Field(
@@ -244,6 +247,8 @@ class Scoring:
     truth: Rows
     files: list[dict[str | None, Rows]]
     unlabelled: list[str]
+    outside_partition: int = 0
+    """Patients of the dataset that the files predict but that lie outside the partition scored."""
 
 
 def _without(rows: Rows, left_out: set[str]) -> Rows:
@@ -272,6 +277,7 @@ def load_scoring(
 
     Raises ScoringError for a wrong combination of sources, PredictionFileError for bad files.
     """
+    from strokedata import load_dataset
     from strokemodels.benchmark.truth import truth_from_dataset
 
     if (
@@ -292,7 +298,15 @@ def load_scoring(
             task_name, dataset, split, partition, slice_level=slice_level, jobs=workers
         )
         left_out = set(unlabelled)
-        files = [{model: _without(rows, left_out) for model, rows in found.items()} for found in files]
+        aside: set[str] = set()
+        if split is not None:  # the partition is scored; other patients of the dataset are left aside
+            everyone = set(load_dataset(dataset).ids)
+            predicted = {pid for found in files for rows in found.values() for pid in rows.values}
+            aside = (predicted & everyone) - left_out - set(truths.values)
+        files = [
+            {model: _without(rows, left_out | aside) for model, rows in found.items()} for found in files
+        ]
+        return Scoring(task, truths, files, unlabelled, len(aside))
     return Scoring(task, truths, files, unlabelled)
 
 
@@ -334,6 +348,11 @@ def score_files(
             model=model,
             replicates=replicates,
             workers=workers,
-        ).model_copy(update={"unlabelled_not_scored": len(scoring.unlabelled)})
+        ).model_copy(
+            update={
+                "unlabelled_not_scored": len(scoring.unlabelled),
+                "outside_partition_not_scored": scoring.outside_partition,
+            }
+        )
         for model, rows in sorted(scoring.files[0].items(), key=lambda item: item[0] or "")
     ]
