@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli import render
+from cli import render, render_data
 from cli.errors import check_outputs, library_errors, option_errors
 from cli.options import parse_names
 
@@ -81,7 +81,7 @@ def _options(
 
 def _finish(report: ImportReport) -> None:
     """Render the report and exit: 0 when every patient was imported or excluded by request, else 1."""
-    render.render_import(report)
+    render_data.render_import(report)
     raise typer.Exit(EXIT_DONE if report.ok else EXIT_PROBLEMS)
 
 
@@ -95,7 +95,8 @@ def ami(
     name: Name = None,
     licence: Licence = None,
 ) -> None:
-    """Import AMI mCTA folders (003): CTA1, CTA2regA, CTA3regA, <id>_clot, ATLASMASKregA, SpiralregA."""
+    """Import AMI mCTA folders (the AMI-Net report): CTA1, CTA2regA, CTA3regA, <id>_clot, ATLASMASKregA,
+    SpiralregA."""
     from dataclasses import replace
 
     from strokedata.importers import import_ami

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli import render
+from cli import render, render_bench
 from cli.app import make_app, run
 from cli.errors import EXIT_USAGE, check_outputs, library_errors
 
@@ -50,10 +50,10 @@ def tasks(
     from strokemodels.benchmark import TASKS
 
     if name is None:
-        render.render_task_list(list(TASKS.values()))
+        render_bench.render_task_list(list(TASKS.values()))
         return
     _check_task(name)
-    render.render_task(TASKS[name])
+    render_bench.render_task(TASKS[name])
 
 
 TaskOption = Annotated[str, typer.Option(help="occlusion, recanalization, core or clot-regions.")]
@@ -119,7 +119,7 @@ def score(
         raise typer.Exit(EXIT_USAGE)
     board = None if name is None else leaderboard or predictions.parent / "leaderboard.jsonl"
     check_outputs({"--json": json_out, "--leaderboard": board})
-    with library_errors():
+    with library_errors(), render.progress_bar() as progress:
         reports = score_files(
             task,
             predictions,
@@ -133,6 +133,7 @@ def score(
             allow_missing=allow_missing,
             replicates=name is not None,
             workers=jobs,
+            progress=progress,
         )
         if json_out is not None:
             dumped = [report.model_dump(mode="json") for report in reports]
@@ -142,10 +143,10 @@ def score(
         if name is not None and board is not None:
             record(board, entries_from(reports, name, predictions))
     if markdown:
-        render.plain(render.markdown_scores(reports, TASKS[task]))
+        render.plain(render_bench.markdown_scores(reports, TASKS[task]))
     else:
         for report in reports:
-            render.render_scores(report, TASKS[task])
+            render_bench.render_scores(report, TASKS[task])
     if name is not None:
         render.note(f"recorded {len(reports)} run(s) as '{name}' in {board}")
 
@@ -191,9 +192,9 @@ def compare(
         if json_out is not None:
             atomic_write_text(json_out, report.model_dump_json(indent=2) + "\n")
     if markdown:
-        render.plain(render.markdown_compare(report))
+        render.plain(render_bench.markdown_compare(report))
     else:
-        render.render_compare(report)
+        render_bench.render_compare(report)
 
 
 @app.command(name="leaderboard")
@@ -222,9 +223,9 @@ def show_leaderboard(
         with library_errors():
             atomic_write_text(json_out, leaderboard_json(rows))
     if markdown:
-        render.plain(render.markdown_leaderboard(rows, TASKS[task]))
+        render.plain(render_bench.markdown_leaderboard(rows, TASKS[task]))
     else:
-        render.render_leaderboard(rows, TASKS[task])
+        render_bench.render_leaderboard(rows, TASKS[task])
 
 
 @app.command()

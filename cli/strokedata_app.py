@@ -7,7 +7,7 @@ from typing import Annotated, cast, get_args
 
 import typer
 
-from cli import import_app, render
+from cli import import_app, render, render_data
 from cli.app import make_app, run
 from cli.errors import EXIT_USAGE, check_outputs, library_errors, option_errors
 from cli.options import parse_assignments, parse_json_assignments, parse_names
@@ -80,7 +80,7 @@ def validate(
     if json_out is not None:
         with library_errors():
             atomic_write_text(json_out, report.model_dump_json(indent=2) + "\n")
-    render.render_report(report)
+    render_data.render_report(report)
     raise typer.Exit(EXIT_VALID if report.valid else EXIT_INVALID)
 
 
@@ -169,7 +169,7 @@ def split_command(
                     jobs=jobs,
                 )
         write_split(split, out, csv_out)
-    render.render_split(split, report)
+    render_data.render_split(split, report)
     render.plain(f"wrote {out}" + (f" and {csv_out}" if csv_out else ""))
 
 
@@ -272,11 +272,11 @@ def table(
         render.error(f"--out {out} lies inside the dataset; write the table outside {dataset}")
         raise typer.Exit(EXIT_USAGE)
     check_outputs({"--out": out})
-    with library_errors():
-        frame = dataset_table(dataset, jobs=jobs)
+    with library_errors(), render.progress_bar() as progress:
+        frame = dataset_table(dataset, jobs=jobs, progress=progress)
         payload = None if out is None else table_bytes(frame, out.suffix)
     if out is None or payload is None:
-        render.render_dataset_table(frame)
+        render_data.render_dataset_table(frame)
         return
     with library_errors():
         atomic_write_bytes(out, payload)
@@ -291,14 +291,14 @@ def pipelines(
     from strokedata.preprocess import PIPELINES, get_pipeline
 
     if name is None:
-        render.render_pipelines(list(PIPELINES.values()))
+        render_data.render_pipelines(list(PIPELINES.values()))
         return
     with option_errors():
         try:
             chosen = get_pipeline(name)
         except ValueError as problem:
             raise typer.BadParameter(str(problem)) from None
-    render.render_pipeline(chosen)
+    render_data.render_pipeline(chosen)
 
 
 @app.command()
@@ -336,7 +336,7 @@ def preprocess(
         report = preprocess_dataset(
             dataset, pipeline, out, parameters=overrides, compress=compress, jobs=jobs, progress=progress
         )
-    render.render_preprocess(report)
+    render_data.render_preprocess(report)
     raise typer.Exit(EXIT_VALID if report.ok else EXIT_INVALID)
 
 

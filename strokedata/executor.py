@@ -140,6 +140,20 @@ class ProcessExecutor:
             self._pool = None
 
 
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(phase, done, total)`` after each item of a phase."""
+
+
+def map_reporting(
+    executor: Executor, fn: Callable[[T], R], items: Sequence[T], phase: str, progress: Progress | None
+) -> Iterator[R]:
+    """Yield ``fn(item)`` for every item (in completion order), telling ``progress`` after each one."""
+    for done, result in enumerate(executor.map_unordered(fn, items), start=1):
+        if progress is not None:
+            progress(phase, done, len(items))
+        yield result
+
+
 def default_jobs() -> int:
     """Return the number of cores this process may use."""
     try:

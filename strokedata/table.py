@@ -16,7 +16,7 @@ import numpy as np
 from strokedata.csvcells import neutralise
 from strokedata.dataset import load_dataset
 from strokedata.errors import StrokedataError
-from strokedata.executor import Executor, executor_for
+from strokedata.executor import Executor, Progress, executor_for, map_reporting
 from strokedata.io import MAX_VOXELS, ImageReadError, read_header, read_volume
 from strokedata.labels import (
     core_volume_ml,
@@ -110,14 +110,19 @@ def patient_row(job: tuple[Path, PatientManifest]) -> dict[str, Any]:
 
 
 def dataset_table(
-    root: str | Path, *, jobs: int | None = None, executor: Executor | None = None
+    root: str | Path,
+    *,
+    jobs: int | None = None,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Return the dataset as a pandas DataFrame, one row per patient sorted by id.
 
     Columns: patient_id, site, occlusion_location, occlusion_class (0 ICA-T, 1 M1, 2 M2),
     occlusion_side, mtici, favourable_recanalization (mTICI >= 2c), region_00..region_14,
     core_volume_ml, occlusion_side_tmax (rule of 000) and side_agrees, clinical_* and, per modality,
-    *_shape and *_spacing_mm. Missing values are empty (pandas NA). Raises TableError for an
+    *_shape and *_spacing_mm. Missing values are empty (pandas NA). ``progress`` hears of each patient
+    read (phase 'table'). Raises TableError for an
     unreadable image and DatasetInvalidError for invalid manifests.
     """
     import pandas as pd
@@ -125,7 +130,10 @@ def dataset_table(
     dataset = load_dataset(root)
     items = [(dataset.root / m.patient_id, m) for m in dataset]
     with executor_for(jobs, executor) as runner:
-        rows = sorted(runner.map_unordered(patient_row, items), key=lambda row: str(row["patient_id"]))
+        rows = sorted(
+            map_reporting(runner, patient_row, items, "table", progress),
+            key=lambda row: str(row["patient_id"]),
+        )
     clinical = sorted({key for row in rows for key in row if key.startswith("clinical_")})
     geometry = [
         f"{modality.value}_{what}"

@@ -159,7 +159,7 @@ def test_ami_import_maps_every_file_and_validates(ami_src: Path, tmp_path: Path)
     }
     assert manifest.provenance.original_ids["MCTA1"] == "379/CTA1.nii (unregistered)"
     assert manifest.provenance.original_ids["MCTA2"] == "379/CTA2regA.nii (registered)"
-    assert manifest.provenance.source == "AMI mCTA folders (003)"
+    assert manifest.provenance.source == "AMI mCTA folders (the AMI-Net report)"
     link = out / "379" / "mcta2.nii"
     assert link.is_symlink() and not Path(os.readlink(link)).is_absolute()
     assert link.resolve() == (ami_src / "379" / "CTA2regA.nii").resolve()

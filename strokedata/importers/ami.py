@@ -43,11 +43,11 @@ SOURCE_NAMES = {
 }
 
 DESCRIPTION = (
-    "AMI multiphase CTA folders (003) imported by strokebench. MCTA1 is CTA1, the unregistered first phase "
-    "(imported only where its grid equals the registered group's); MCTA2 and MCTA3 are CTA2regA and "
-    "CTA3regA, registered to ATLAS (ATLASMASKregA, values 0..14), CLOT (<id>_clot: 0, 1 and 2, both clot) "
-    "and SPIRAL (SpiralregA, [0, 1]); MCTA2 is the input 003's models use. Clot regions are derived from "
-    "CLOT x ATLAS (strokedata.labels), not stored."
+    "AMI multiphase CTA folders (the AMI-Net report) imported by strokebench. MCTA1 is CTA1, the "
+    "unregistered first phase (imported only where its grid equals the registered group's); MCTA2 and MCTA3 "
+    "are CTA2regA and CTA3regA, registered to ATLAS (ATLASMASKregA, values 0..14), CLOT (<id>_clot: 0, 1 and "
+    "2, both clot) and SPIRAL (SpiralregA, [0, 1]); MCTA2 is the input the AMI-Net report's models use. Clot "
+    "regions are derived from CLOT x ATLAS (strokedata.labels), not stored."
 )
 
 
@@ -136,7 +136,7 @@ def scan_ami(src: str | Path) -> Scan:
     if not root.is_dir():
         raise ImporterError(f"{root} is not a folder; give the folder holding one folder per patient")
     root = root.resolve()
-    scan = Scan("ami", "AMI mCTA folders (003)", "ami-mcta", DESCRIPTION, "unspecified")
+    scan = Scan("ami", "AMI mCTA folders (the AMI-Net report)", "ami-mcta", DESCRIPTION, "unspecified")
     for folder in subfolders(root):
         patient = _patient(folder, root)
         if patient is None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from strokedata import __version__
 from strokedata.errors import StrokedataError
-from strokedata.executor import Executor, executor_for
+from strokedata.executor import Executor, executor_for, map_reporting
 from strokedata.io import atomic_write_text, write_nifti
 from strokedata.manifest import (
     CO_REGISTERED_GROUPS,
@@ -298,7 +298,6 @@ def generate_dataset(
     )
     jobs_list = [_Job(root, seed, index, config) for index in range(n_patients)]
     with executor_for(jobs, executor) as runner:
-        for done, _ in enumerate(runner.map_unordered(_generate_and_write, jobs_list), start=1):
-            if progress is not None:
-                progress("phantoms", done, n_patients)
+        for _ in map_reporting(runner, _generate_and_write, jobs_list, "phantoms", progress):
+            pass
     return root

@@ -50,7 +50,9 @@ class OcclusionParams(PipelineParams):
     )
     brain_mask: bool = Field(default=True, description="zero voxels outside the largest connected component")
     side: Literal["rule", "label"] = Field(
-        default="rule", description="mirror by the Tmax rule of 000 ('rule') or by labels.occlusion_side"
+        default="rule",
+        description="mirror by the Tmax rule of Papakyriakou et al. 2025 ('rule') or by "
+        "labels.occlusion_side",
     )
     canonical_side: Literal["L", "R"] = Field(default="R", description="the side lesions are moved to")
     tmax_range: Range = Field(default=(0.0, 20.0), description="Tmax clipped to this range (s), then [0, 1]")
@@ -230,9 +232,10 @@ PIPELINES: dict[str, Pipeline] = {
         Pipeline(
             name="occlusion",
             task="occlusion",
-            description="000: affine registration to a centred, straight template; brain mask from the "
-            "largest connected component; CBF and CBV as % of the contralateral mean; Tmax [0, 20] s and "
-            "relative CBF/CBV [0, 400] % scaled to [0, 1]; left occlusions mirrored to the right",
+            description="Papakyriakou et al. 2025: affine registration to a centred, straight template; "
+            "brain mask from the largest connected component; CBF and CBV as % of the contralateral mean; "
+            "Tmax [0, 20] s and relative CBF/CBV [0, 400] % scaled to [0, 1]; left occlusions mirrored to "
+            "the right",
             requires=(M.CBF, M.CBV, M.TMAX),
             optional=(),
             writes=(M.CBF, M.CBV, M.TMAX),
@@ -243,7 +246,8 @@ PIPELINES: dict[str, Pipeline] = {
         Pipeline(
             name="recanalization",
             task="recanalization",
-            description="001: NCCT and CTA registered to a CT template and skull-stripped",
+            description="Zhang, Polson et al. 2022: NCCT and CTA registered to a CT template and "
+            "skull-stripped",
             requires=(M.NCCT, M.CTA),
             optional=(),
             writes=(M.NCCT, M.BRAIN_MASK, M.CTA),
@@ -255,8 +259,8 @@ PIPELINES: dict[str, Pipeline] = {
         Pipeline(
             name="core",
             task="core",
-            description="002: the CTP source resampled to 32 frames; on loading, its mirrored copy as "
-            "extra channels",
+            description="de Vries et al. 2021: the CTP source resampled to 32 frames; on loading, its "
+            "mirrored copy as extra channels",
             requires=(M.CTP,),
             optional=(M.CORE,),
             writes=(M.CTP, M.CORE),
@@ -267,8 +271,8 @@ PIPELINES: dict[str, Pipeline] = {
         Pipeline(
             name="clot-regions",
             task="clot-regions",
-            description="003: the aligned multiphase CTA with SPIRAL, ATLAS and CLOT; the 15-region label "
-            "derived from the atlas values under clot voxels",
+            description="the AMI-Net report: the aligned multiphase CTA with SPIRAL, ATLAS and CLOT; the "
+            "15-region label derived from the atlas values under clot voxels",
             requires=(M.ATLAS, M.CLOT),
             optional=(M.MCTA1, M.MCTA2, M.MCTA3, M.SPIRAL),
             writes=(M.MCTA1, M.MCTA2, M.MCTA3, M.SPIRAL, M.ATLAS, M.CLOT),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +24,7 @@ from pydantic import JsonValue, ValidationError
 from strokedata import __version__
 from strokedata.dataset import load_dataset
 from strokedata.errors import StrokedataError
-from strokedata.executor import Executor, executor_for
+from strokedata.executor import Executor, Progress, executor_for, map_reporting
 from strokedata.io import atomic_write_text, read_header, write_nifti
 from strokedata.manifest import (
     DATASET_CARD,
@@ -40,9 +40,6 @@ from strokedata.outputs import check_output_folder
 from strokedata.preprocess.pipelines import Pipeline, PipelineParams, get_pipeline
 from strokedata.staging import remove_leftovers, staged_folder
 from strokedata.subjects import patient_subject
-
-Progress = Callable[[str, int, int], None]
-"""Called as ``progress("preprocess", done, total)`` after each patient."""
 
 
 class PreprocessError(StrokedataError):
@@ -356,10 +353,9 @@ def preprocess_dataset(
     report = PreprocessReport(chosen.name, out_path)
     try:
         with executor_for(jobs, executor) as runner:
-            for done, outcome in enumerate(runner.map_unordered(preprocess_patient, job_list), start=1):
-                report.outcomes.append(outcome)
-                if progress is not None:
-                    progress("preprocess", done, len(job_list))
+            report.outcomes.extend(
+                map_reporting(runner, preprocess_patient, job_list, "preprocess", progress)
+            )
     except KeyboardInterrupt:  # the workers are stopped: remove what they were half-way through writing
         remove_leftovers(out_path)
         raise

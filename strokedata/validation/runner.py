@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from strokedata import __version__
 from strokedata.errors import DatasetNotFoundError
-from strokedata.executor import Executor, executor_for
+from strokedata.executor import Executor, Progress, executor_for, map_reporting
 from strokedata.manifest import DEFAULT_ATLAS_REGIONS, DatasetCard, Modality, PatientManifest
 from strokedata.validation.header_checks import CheckedImage, check_headers
 from strokedata.validation.manifest_checks import (
@@ -23,12 +21,6 @@ from strokedata.validation.manifest_checks import (
 from strokedata.validation.report import Finding, ValidationConfig, ValidationReport, make_finding
 from strokedata.validation.split_checks import split_findings
 from strokedata.validation.value_checks import PatientContent, check_values
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-Progress = Callable[[str, int, int], None]
-"""Called as ``progress(phase, done, total)`` after each patient of a phase ('headers' or 'voxels')."""
 
 
 @dataclass(frozen=True)
@@ -89,17 +81,6 @@ def _leakage_findings(contents: list[PatientContent]) -> list[Finding]:
     return findings
 
 
-def _run_phase(
-    executor: Executor, fn: Callable[[T], R], tasks: list[T], phase: str, progress: Progress | None
-) -> list[R]:
-    results = []
-    for done, result in enumerate(executor.map_unordered(fn, tasks), start=1):
-        results.append(result)
-        if progress is not None:
-            progress(phase, done, len(tasks))
-    return results
-
-
 def validate(
     path: str | Path,
     config: ValidationConfig | None = None,
@@ -140,7 +121,7 @@ def _validate_with(
         findings.append(make_finding("M009", None, None, f"{root} holds no patient folders"))
 
     header_tasks = [_HeaderTask(root, folder, card, config) for folder in folders]
-    inspected = _run_phase(executor, _inspect_patient, header_tasks, "headers", progress)
+    inspected = list(map_reporting(executor, _inspect_patient, header_tasks, "headers", progress))
     inspected.sort(key=lambda result: result.plan.folder)
     for result in inspected:
         findings.extend(result.plan.findings)
@@ -153,7 +134,7 @@ def _validate_with(
         for result in inspected
         if result.plan.manifest is not None and result.images
     ]
-    contents = _run_phase(executor, _read_patient, voxel_tasks, "voxels", progress)
+    contents = list(map_reporting(executor, _read_patient, voxel_tasks, "voxels", progress))
     for content in contents:
         findings.extend(content.findings)
     findings.extend(_leakage_findings(contents))

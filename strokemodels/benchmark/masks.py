@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from strokedata.executor import executor_for
+from strokedata.executor import Progress, executor_for, map_reporting
 from strokedata.io import MAX_VOXELS, ImageReadError, Volume, read_volume
 from strokemodels.benchmark.errors import ScoringError
 from strokemodels.benchmark.segmentation import segmentation_metrics
@@ -67,7 +67,10 @@ def mask_pair_job(job: MaskJob) -> tuple[str, dict[str, float]]:
     )
 
 
-def score_masks(jobs: list[MaskJob], workers: int | None = None) -> dict[str, dict[str, float]]:
-    """Return {patient id: segmentation metrics} of every job, read and scored in ``workers`` processes."""
+def score_masks(
+    jobs: list[MaskJob], workers: int | None = None, progress: Progress | None = None
+) -> dict[str, dict[str, float]]:
+    """Return {patient id: segmentation metrics} of every job, read and scored in ``workers`` processes;
+    ``progress`` hears of each patient (phase 'masks')."""
     with executor_for(workers, None) as runner:
-        return dict(runner.map_unordered(mask_pair_job, jobs))
+        return dict(map_reporting(runner, mask_pair_job, jobs, "masks", progress))

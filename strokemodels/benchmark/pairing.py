@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from strokedata.executor import Progress
 from strokedata.manifest import N_REGIONS
 from strokemodels.benchmark.errors import ScoringError
 from strokemodels.benchmark.evidence import Evidence
@@ -98,12 +99,14 @@ def build_evidence(
     )
 
 
-def core_metrics(truth: Rows, predicted: Rows, workers: int | None = None) -> dict[str, dict[str, float]]:
+def core_metrics(
+    truth: Rows, predicted: Rows, workers: int | None = None, progress: Progress | None = None
+) -> dict[str, dict[str, float]]:
     """Return {patient id: segmentation metrics} for every patient of the truth (None: worst mask)."""
     jobs: list[MaskJob] = [
         (pid, Path(path), predicted.values.get(pid)) for pid, path in sorted(truth.values.items())
     ]
-    return score_masks(jobs, workers)
+    return score_masks(jobs, workers, progress)
 
 
 def _occlusion(task: TaskCard, ids: tuple[str, ...], truth: Rows, predicted: Rows) -> Evidence:

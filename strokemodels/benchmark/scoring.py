@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from strokedata.executor import Progress
 from strokemodels.benchmark.errors import ScoringError
 from strokemodels.benchmark.evidence import (
     Evidence,
@@ -172,13 +173,14 @@ def evaluate(
     allow_missing: bool = False,
     model: str | None = None,
     workers: int | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Evidence, int]:
     """Return (the Evidence of ``predicted`` against ``truth``, units scored as wrong for lack of a
     prediction). Raises ScoringError when patients are unknown, or missing without ``allow_missing``."""
     if not truth.values:
         raise ScoringError("the truth holds no patient to score")
     missing = check_patients(truth, predicted, allow_missing, model)
-    core = core_metrics(truth, predicted, workers) if task.name == "core" else None
+    core = core_metrics(truth, predicted, workers, progress) if task.name == "core" else None
     return build_evidence(task, truth, predicted, core), missing
 
 
@@ -193,6 +195,7 @@ def score(
     model: str | None = None,
     replicates: bool = False,
     workers: int | None = None,
+    progress: Progress | None = None,
 ) -> ScoreReport:
     """Return the scores of one model's predictions against the truth.
 
@@ -202,7 +205,7 @@ def score(
     """
     task = TASKS[task_name]
     evidence, missing = evaluate(
-        task, predicted, truth, allow_missing=allow_missing, model=model, workers=workers
+        task, predicted, truth, allow_missing=allow_missing, model=model, workers=workers, progress=progress
     )
     point = point_metrics(evidence)
     resampled = bootstrap_metrics(evidence, bootstrap, seed) if bootstrap else None
@@ -324,6 +327,7 @@ def score_files(
     allow_missing: bool = False,
     replicates: bool = False,
     workers: int | None = None,
+    progress: Progress | None = None,
 ) -> list[ScoreReport]:
     """Return one ScoreReport per model of a predictions CSV (one without a model column), scored
     against a truth CSV or the truth derived from a dataset; see ``load_scoring`` and ``score``."""
@@ -348,6 +352,7 @@ def score_files(
             model=model,
             replicates=replicates,
             workers=workers,
+            progress=progress,
         ).model_copy(
             update={
                 "unlabelled_not_scored": len(scoring.unlabelled),

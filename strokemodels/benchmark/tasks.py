@@ -56,12 +56,26 @@ class TaskCard(BaseModel):
 
 
 _MISSING = "error by default, listing the patients; --allow-missing scores each as wrong (the worst value)"
-_000 = "Papakyriakou et al. (000_194d37a6ad1291e8.txt)"
+_000 = (
+    "Papakyriakou O, Emmer BJ, Majoie CBLM, Coutinho J, Arrarte Terreros N, Marquering HA. Deep learning for "
+    "vessel occlusion classification using CT perfusion maps in acute ischemic stroke. Medical Imaging with "
+    "Deep Learning (MIDL), short paper, 2025"
+)
 _000_COHORT = "701 patients (14.8% ICA-T, 58.8% M1, 26.4% M2)"
 _000_TEST = "15% held-out test set (n = 106: 16 ICA-T, 62 M1, 28 M2), 5-fold CV, voting ensemble"
-_001 = "Zhang, Polson et al., MIDL 2022 (001_e451abe8cdcdf6a3.txt)"
-_002 = "de Vries et al., MIDL 2021 (002_211ef39dcfaf7d08.txt)"
-_003 = "AMI-Net report (003_fd89cded39931ac3.txt)"
+_001 = (
+    "Zhang H, Polson JS, Yang EJ, Nael K, Speier W, Arnold CW. Predicting thrombectomy recanalization from "
+    "CT imaging using deep learning models. Medical Imaging with Deep Learning (MIDL), 2022"
+)
+_002 = (
+    "de Vries L, Emmer BJ, Majoie CBLM, Marquering H, Gavves E. Transformers for ischemic stroke infarct "
+    "core segmentation from spatio-temporal CT perfusion scans. Medical Imaging with Deep Learning (MIDL), "
+    "2021"
+)
+_003 = (
+    "AMI-Net: detecting the brain regions affected by a stroke from multiphase CTA. Technical report for "
+    "Andromeda Medical Imaging Inc., about 2024 (unpublished; the authors are not named in it)"
+)
 
 TASKS: dict[str, TaskCard] = {
     "occlusion": TaskCard(
@@ -126,9 +140,9 @@ TASKS: dict[str, TaskCard] = {
             PublishedResult(
                 model="atlas-based (Peerlings et al. 2023), M2 only",
                 citation=_000 + ", quoting Peerlings et al.",
-                cohort="other cohort (as quoted in 000)",
+                cohort="other cohort (as quoted in Papakyriakou et al. 2025)",
                 n=None,
-                protocol="as quoted in 000",
+                protocol="as quoted in Papakyriakou et al. 2025",
                 metrics={"precision[M2]": 0.57, "recall[M2]": 0.47},
             ),
         ],
@@ -156,10 +170,12 @@ TASKS: dict[str, TaskCard] = {
         published=[
             PublishedResult(
                 model=model,
-                citation=_001 if "reported" not in model else f"{model} (as reported in 001)",
+                citation=_001
+                if "reported" not in model
+                else f"{model} (as reported in Zhang, Polson et al. 2022)",
                 cohort="177 patients (254 eligible; 69 without CT or CTA, 8 unclear location excluded)"
                 if "reported" not in model
-                else "other cohort (as reported in 001)",
+                else "other cohort (as reported in Zhang, Polson et al. 2022)",
                 n=177 if "reported" not in model else None,
                 protocol="cross-validation, mean +- std over folds",
                 metrics=values,
@@ -267,7 +283,7 @@ TASKS: dict[str, TaskCard] = {
         published=[
             PublishedResult(
                 model=model,
-                citation=_002 if "Bertels" not in model else f"{model} (as reported in 002)",
+                citation=_002 if "Bertels" not in model else f"{model} (as reported in de Vries et al. 2021)",
                 cohort="ISLES 2018 (94 training scans)" if where == "CV" else "ISLES 2018 test set",
                 n=94 if where == "CV" else None,
                 protocol="4-fold CV grouped by scan" if where == "CV" else "ISLES 2018 challenge test",
@@ -302,7 +318,7 @@ TASKS: dict[str, TaskCard] = {
             "undefined metric": "F1 of a region with no truth and no prediction is left out of macro F1; "
             "other 0/0 are 0 (scikit-learn zero_division=0)",
             "unit": "patient-level; with a slice column, slice-level (slices along the third voxel axis, "
-            "as 003 reported per slice), resampling patients with all their slices",
+            "as the AMI-Net report reported per slice), resampling patients with all their slices",
         },
         published=[
             PublishedResult(
