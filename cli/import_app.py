@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="import",
-    help="Import another folder layout as a canonical dataset; the source is only read (docs/importers.md).",
+    help="Import another layout as a canonical dataset.\n\nAMI folders, ISLES 2018, ISLES'24 or a CSV with "
+    "NIfTI files; the source is only read (docs/importers.md).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 EXIT_DONE, EXIT_PROBLEMS = 0, 1
@@ -95,8 +97,10 @@ def ami(
     name: Name = None,
     licence: Licence = None,
 ) -> None:
-    """Import AMI mCTA folders (the AMI-Net report): CTA1, CTA2regA, CTA3regA, <id>_clot, ATLASMASKregA,
-    SpiralregA."""
+    """Import AMI multiphase CTA folders.
+
+    The layout of the AMI-Net report: CTA1, CTA2regA, CTA3regA, <id>_clot, ATLASMASKregA, SpiralregA.
+    """
     from dataclasses import replace
 
     from strokedata.importers import import_ami
@@ -125,7 +129,10 @@ def isles2018(
     name: Name = None,
     licence: Licence = None,
 ) -> None:
-    """Import ISLES 2018 (SMIR export); a (x, y, z, 1, t) CTP is written as a 4D copy."""
+    """Import ISLES 2018 (its SMIR export).
+
+    A (x, y, z, 1, t) CTP is written as a 4D copy; the other files are linked or copied.
+    """
     from dataclasses import replace
 
     from strokedata.importers import import_isles2018
@@ -155,7 +162,10 @@ def isles24(
     name: Name = None,
     licence: Licence = None,
 ) -> None:
-    """Import ISLES'24 (BIDS): NCCT, CTA, CTP, perfusion maps, lesion mask, phenotype tables."""
+    """Import ISLES'24 (BIDS).
+
+    NCCT, CTA, CTP, perfusion maps, lesion mask and phenotype tables.
+    """
     from dataclasses import replace
 
     from strokedata.importers import import_isles24
@@ -256,7 +266,10 @@ def table(
     name: Name = None,
     licence: Licence = None,
 ) -> None:
-    """Import a CSV + NIfTI files: labels normalised through documented spellings, unknown ones reported."""
+    """Import a CSV with NIfTI files.
+
+    Labels are normalised through documented spellings; unknown spellings are reported, never guessed.
+    """
     from dataclasses import replace
 
     from strokedata.importers import TableColumns, import_table

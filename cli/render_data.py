@@ -49,6 +49,10 @@ def render_report(report: ValidationReport) -> None:
         for f in report.findings:
             where = " ".join(printable(text) for text in (f.patient_id or "-", f.file or "-"))
             plain(f"{f.severity:<7} {f.code} {where}: {printable(f.message)}")
+    if report.split is not None:
+        problems = sum(finding.code.startswith("S") for finding in report.findings)
+        state = f"{problems} finding(s) above" if problems else "consistent with the dataset, no finding"
+        plain(f"split {report.split} checked against the dataset: {state}")
     verdict = "VALID" if report.valid else "INVALID"
     style = "bold green" if report.valid else "bold red"
     console.print(
@@ -159,8 +163,9 @@ def render_pipeline(pipeline: Pipeline) -> None:
         f"requires {', '.join(m.value for m in pipeline.requires)}; "
         f"writes {', '.join(m.value for m in pipeline.writes)} when present"
     )
-    plain("stored steps: " + (", ".join(type(t).__name__ for t in pipeline.transform().transforms) or "none"))
-    plain("on loading: " + (", ".join(type(t).__name__ for t in pipeline.loading().transforms) or "none"))
+    stored, on_load = pipeline.step_names()
+    plain("stored steps: " + (", ".join(stored) or "none"))
+    plain("on loading: " + (", ".join(on_load) or "none"))
     table = Table(title=cell(f"Parameters of {pipeline.name} (--set NAME=VALUE)"))
     for header in ("name", "default", "meaning"):
         table.add_column(header, overflow="fold")

@@ -14,13 +14,18 @@ from cli.errors import EXIT_USAGE, check_outputs, library_errors
 
 app = make_app(
     "strokebench",
-    "Stroke-imaging benchmarks: tasks, scoring and leaderboards against published baselines.",
+    "Stroke-imaging benchmarks: the task cards (tasks), scoring predictions with confidence intervals "
+    "(score), paired comparisons (compare), leaderboards beside the published baselines (leaderboard), "
+    "truth files (truth), the JSON Schemas (schema) and the versions of the stack (info).",
 )
 
 
 @app.command()
 def info() -> None:
-    """Print the versions of strokebench and of the stack it runs on (paste them into bug reports)."""
+    """Print the versions of the toolkit and its stack.
+
+    Paste them into bug reports.
+    """
     from rich.table import Table
 
     from strokedata.environment import versions
@@ -46,7 +51,10 @@ def _check_task(task: str) -> None:
 def tasks(
     name: Annotated[str | None, typer.Argument(help="A task to show in full.")] = None,
 ) -> None:
-    """List the benchmark tasks, or show one: inputs, label, file format, metrics, policies, baselines."""
+    """List the benchmark tasks, or show one.
+
+    A task card: inputs, label, file format, metrics, policies and published baselines.
+    """
     from strokemodels.benchmark import TASKS
 
     if name is None:
@@ -101,7 +109,9 @@ def score(
     json_out: JsonOption = None,
     markdown: MarkdownOption = False,
 ) -> None:
-    """Score a predictions file against the truth: metrics with 95% bootstrap confidence intervals.
+    """Score predictions: metrics with 95% intervals.
+
+    A predictions file against the truth: metrics with 95% bootstrap confidence intervals.
 
     With a fold column, also per-fold metrics and their mean +- std; with a model column, one report
     per model. --json writes one report object, or a list of them with a model column.
@@ -168,7 +178,10 @@ def compare(
     json_out: JsonOption = None,
     markdown: MarkdownOption = False,
 ) -> None:
-    """Compare two models on the same patients: B - A with paired bootstrap CIs, McNemar and DeLong."""
+    """Compare two models on the same patients.
+
+    B - A with paired bootstrap intervals, McNemar's and DeLong's tests.
+    """
     from strokedata.io import atomic_write_text
     from strokemodels.benchmark.compare import compare_files
 
@@ -206,7 +219,11 @@ def show_leaderboard(
     json_out: JsonOption = None,
     markdown: MarkdownOption = False,
 ) -> None:
-    """Show the recorded runs of a task beside its published baselines, best primary metric first."""
+    """Show recorded runs beside the published baselines.
+
+    The runs of a task recorded by score --name, beside its published baselines, best primary metric
+    first.
+    """
     from strokedata.io import atomic_write_text
     from strokemodels.benchmark import TASKS
     from strokemodels.benchmark.leaderboard import leaderboard as rows_of
@@ -229,12 +246,49 @@ def show_leaderboard(
 
 
 @app.command()
+def truth(
+    task: TaskOption,
+    dataset: Annotated[Path, typer.Option(help="The dataset whose labels make the truth.")],
+    out: Annotated[Path, typer.Option("--out", help="Truth CSV to write (the format of --truth).")],
+    split: SplitOption = None,
+    partition: PartitionOption = None,
+    slice_level: Annotated[
+        bool, typer.Option("--slice-level", help="clot-regions: one row per slice (CLOT x ATLAS per slice).")
+    ] = False,
+    jobs: JobsOption = None,
+) -> None:
+    """Write a task's truth file from a dataset.
+
+    The labels of every patient (or of one split partition) in the format `strokebench score --truth`
+    reads; patients without the task's label are left out and counted.
+    """
+    from strokedata.io import atomic_write_text
+    from strokemodels.benchmark.truth import truth_csv, truth_from_dataset
+
+    _check_task(task)
+    check_outputs({"--out": out})
+    if (split is None) != (partition is None):
+        render.error("give --split and --partition together, or neither")
+        raise typer.Exit(EXIT_USAGE)
+    with library_errors():
+        rows, unlabelled = truth_from_dataset(
+            task, dataset, split, partition, slice_level=slice_level, jobs=jobs
+        )
+        atomic_write_text(out, truth_csv(task, rows, out.absolute().parent))
+    left_out = f"; {len(unlabelled)} without the label left out" if unlabelled else ""
+    render.plain(f"wrote the {task} truth of {len(rows.values)} patients to {out}{left_out}")
+
+
+@app.command()
 def schema(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the JSON Schema files into.")] = Path(
         "schemas/benchmark"
     ),
 ) -> None:
-    """Export the JSON Schemas of the predictions and truth files of every task, and of the reports."""
+    """Export the JSON Schemas of the benchmark files.
+
+    The predictions and truth files of every task, and the reports.
+    """
     from strokemodels.benchmark.schemas import export_benchmark_schemas
 
     check_outputs(folders={"--out": out})

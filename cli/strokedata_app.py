@@ -14,7 +14,9 @@ from cli.options import parse_assignments, parse_json_assignments, parse_names
 
 app = make_app(
     "strokedata",
-    "Validated stroke-imaging datasets: check a folder, generate phantoms, show a patient, export schemas.",
+    "Validated stroke-imaging datasets: check a folder (validate), generate phantoms (phantom), show a "
+    "patient (show), tabulate patients (table), split them (split), preprocess them for a task (pipelines, "
+    "preprocess), import other layouts (import) and export the JSON Schemas (schema).",
 )
 
 EXIT_VALID, EXIT_INVALID = 0, 1
@@ -49,7 +51,10 @@ def validate(
     ] = None,
     split: Annotated[Path | None, typer.Option("--split", help="Also check this split file.")] = None,
 ) -> None:
-    """Check a dataset folder: manifests, files, geometry, values, labels and leakage.
+    """Check a dataset: manifests, files, geometry, values.
+
+    Manifests, files, geometry, voxel values, labels and leakage between patients, each finding with a
+    stable code (docs/validation.md).
 
     Exit status: 0 valid, 1 invalid, 2 usage error. The dataset is only read, never written.
     """
@@ -90,7 +95,10 @@ def schema(
         "schemas"
     ),
 ) -> None:
-    """Export the JSON Schemas of the dataset card, patient manifest and validation report."""
+    """Export the JSON Schemas of the dataset files.
+
+    The dataset card, the patient manifest, the split file and the validation report.
+    """
     from strokedata.schemas import export_schemas
 
     check_outputs(folders={"--out": out})
@@ -135,7 +143,10 @@ def split_command(
         int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes for derived labels.")
     ] = None,
 ) -> None:
-    """Split a dataset reproducibly: stratified, grouped or multi-label; see docs/splits.md."""
+    """Split a dataset reproducibly into partitions.
+
+    Stratified, grouped or multi-label, a test set and k folds or a validation set; see docs/splits.md.
+    """
     from strokedata.splits import extend_split, make_split, read_split, write_split
     from strokedata.splits.model import Missing
 
@@ -195,7 +206,11 @@ def phantom(
         int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
     ] = None,
 ) -> None:
-    """Generate a canonical dataset of synthetic stroke phantoms (docs/phantoms.md)."""
+    """Generate synthetic stroke phantoms as a dataset.
+
+    Every modality, labels coherent with the images, no patient data (docs/phantoms.md). The realistic
+    preset (the papers' sizes) needs about 2.8 GB of memory per patient being generated.
+    """
     from strokedata.manifest import OCCLUSION_LOCATIONS, Modality
     from strokedata.phantoms import generate_dataset, preset
 
@@ -233,7 +248,11 @@ def show(
         ),
     ] = False,
 ) -> None:
-    """Write a PNG montage of one patient: slices of each image, label outlines, labels in the title."""
+    """Draw one patient as a PNG montage.
+
+    Slices of each image, label outlines with a legend, the atlas territories named, L and R marked,
+    the labels in the title; radiological convention unless --neurological.
+    """
     from strokedata.show import render_patient
 
     target = out if out is not None else Path(f"{patient_id}.png")
@@ -261,7 +280,11 @@ def table(
     ] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = None,
 ) -> None:
-    """One row per patient: manifest fields, derived labels, clinical scalars, image shapes and spacings."""
+    """Tabulate patients: labels, derived labels, geometry.
+
+    One row per patient: manifest fields, derived labels, clinical scalars, image shapes and spacings. A
+    summary on the terminal; every column with --out (CSV or Parquet).
+    """
     from strokedata.io import atomic_write_bytes
     from strokedata.table import dataset_table, table_bytes
 
@@ -287,7 +310,10 @@ def table(
 def pipelines(
     name: Annotated[str | None, typer.Argument(help="Show one pipeline's parameters.")] = None,
 ) -> None:
-    """List the preprocessing pipelines, or one pipeline's steps and parameters with their defaults."""
+    """List the preprocessing pipelines, or show one.
+
+    One pipeline's steps, and its parameters with their defaults.
+    """
     from strokedata.preprocess import PIPELINES, get_pipeline
 
     if name is None:
@@ -305,7 +331,14 @@ def pipelines(
 def preprocess(
     dataset: Annotated[Path, typer.Argument(help="Dataset root (only read).")],
     pipeline: Annotated[
-        str, typer.Option("--pipeline", "-p", help="occlusion, recanalization, core or clot-regions.")
+        str,
+        typer.Option(
+            "--task",
+            "--pipeline",
+            "-p",
+            help="The task whose pipeline to run: occlusion, recanalization, core or clot-regions "
+            "(--pipeline and -p are the same option).",
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder of the new dataset (outside the input).")],
     set_values: Annotated[
@@ -316,12 +349,21 @@ def preprocess(
             "tmax_range=[0,16]); repeatable. `strokedata pipelines NAME` lists them.",
         ),
     ] = None,
-    compress: Annotated[bool, typer.Option("--compress", help="Write .nii.gz instead of .nii.")] = False,
+    compress: Annotated[
+        bool,
+        typer.Option(
+            "--compress/--no-compress",
+            help="Write .nii.gz (the default, like every dataset strokebench writes) or, with "
+            "--no-compress, .nii: about 3 times larger, faster to read again.",
+        ),
+    ] = True,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
     ] = None,
 ) -> None:
-    """Run a task's preprocessing over every patient and write the result as a new dataset.
+    """Preprocess a dataset for a task into a new dataset.
+
+    The task's pipeline over every patient, written as a new canonical dataset with provenance.
 
     Patients whose inputs and parameters are unchanged are skipped; a patient that fails is reported and
     the others go on. Exit status: 0 all done, 1 some patient failed, 2 usage error.

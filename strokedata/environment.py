@@ -5,8 +5,29 @@ from __future__ import annotations
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-STACK = ("strokebench", "torch", "numpy", "nibabel", "isal", "pydantic", "typer", "rich")
-"""Distributions whose versions are reported."""
+STACK = (
+    "strokebench",
+    "torch",
+    "torchio",
+    "numpy",
+    "scipy",
+    "pandas",
+    "nibabel",
+    "isal",
+    "simpleitk",
+    "itk-elastix",
+    "connected-components-3d",
+    "pydantic",
+    "typer",
+    "rich",
+    "matplotlib",
+    "pyarrow",
+    "scikit-learn",
+    "dask",
+    "distributed",
+)
+"""Distributions whose versions are reported: every dependency, then the optional ones (Parquet, tests,
+clusters)."""
 
 
 def versions() -> dict[str, str]:

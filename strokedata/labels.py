@@ -22,6 +22,12 @@ from strokedata.manifest import (
     PatientManifest,
 )
 
+MIRRORED = "mirrored"
+"""Subject key set by ``MirrorToCanonicalSide``: True when its images were flipped, else False."""
+TMAX_SIDE = "tmax_side"
+"""Subject key set by ``OccludedSideFromTmax``: the side the Tmax rule of Papakyriakou et al. 2025 finds,
+"L" or "R"."""
+
 
 def regions_from_clot(clot: np.ndarray, atlas: np.ndarray) -> np.ndarray:
     """Return the 15-element 0/1 vector (uint8) of atlas values 0..14 found under clot voxels.

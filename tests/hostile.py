@@ -80,11 +80,11 @@ def mark(name: str) -> None:
 
 
 def slow_read_patient(task: Any) -> Any:
-    """Validate's per-patient voxel phase, two seconds slower, marking its start and its end."""
+    """Validate's per-patient voxel phase, a second slower, marking its start and its end."""
     from strokedata.validation.runner import _read_patient
 
     mark("started")
-    time.sleep(2.0)
+    time.sleep(1.0)
     mark("finished")
     return _read_patient(task)
 

@@ -138,7 +138,7 @@ def test_a_big_endian_image_is_read_and_preprocessed_like_its_little_endian_twin
     for root in (dataset, twin):
         report = preprocess_dataset(root, "core", tmp_path / f"core-{root.name}", jobs=1)
         assert report.ok, report.failed
-        outputs.append((tmp_path / f"core-{root.name}" / "p000" / "ctp.nii").read_bytes())
+        outputs.append((tmp_path / f"core-{root.name}" / "p000" / "ctp.nii.gz").read_bytes())
     assert outputs[0] == outputs[1]
 
 

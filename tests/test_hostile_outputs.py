@@ -197,7 +197,7 @@ def test_ctrl_c_stops_validate_at_once_without_a_traceback(
     code, seconds, errors = _interrupt(["validate", str(pristine_dataset), "-j", "2"], marks, when, delay)
     assert code == 130 and "Traceback" not in errors, errors
     assert seconds < 1.5
-    time.sleep(2.5)
+    time.sleep(1.5)  # a worker that went on would mark "finished" within a second of "started"
     assert not any(m.name.startswith("finished") for m in marks.iterdir()), "a worker went on"
 
 
@@ -212,7 +212,7 @@ def test_ctrl_c_stops_preprocess_at_once_and_leaves_no_half_written_folder(tmp_p
     assert code == 130 and "Traceback" not in errors and "resume" in errors, errors
     assert seconds < 1.5
     written = sorted(entry.name for entry in out.iterdir())
-    time.sleep(1.5)
+    time.sleep(1.0)  # a worker that went on would rename a folder into place within half a second
     assert sorted(entry.name for entry in out.iterdir()) == written, "a folder appeared after Ctrl-C"
     assert not [name for name in written if name.startswith(".")], written
     for name in written:

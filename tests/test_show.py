@@ -56,7 +56,8 @@ def test_the_title_names_site_occlusion_grade_clot_territories_and_convention(pr
 def test_show_draws_every_row_and_refuses_bad_ids(pristine_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "p001.png"
     for flag in ([], ["--neurological"]):
-        result = runner.invoke(app, ["show", str(pristine_dataset), "p001", "--out", str(out), *flag])
+        arguments = ["show", str(pristine_dataset), "p001", "--out", str(out), "--slices", "2", *flag]
+        result = runner.invoke(app, arguments)
         assert result.exit_code == 0, result.output
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for bad in ("../p001", "p001/../p002"):

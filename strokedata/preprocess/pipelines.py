@@ -8,31 +8,35 @@ when loading for training (``loading``: what the canonical layout cannot hold, s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
-import torchio as tio
 from pydantic import BaseModel, ConfigDict, Field
 
-from strokedata.labels import regions_from_clot
+from strokedata.labels import MIRRORED, TMAX_SIDE, regions_from_clot
 from strokedata.manifest import Labels, Modality
-from strokedata.transforms import (
-    MIRRORED,
-    TMAX_SIDE,
-    AddMirroredChannel,
-    BrainMaskFromLargestComponent,
-    ClipAndScale,
-    CTWindow,
-    MirrorToCanonicalSide,
-    OccludedSideFromTmax,
-    RegisterToTemplate,
-    RelativeToContralateral,
-    SkullStrip,
-    TemporalResample,
-)
+
+if TYPE_CHECKING:
+    import torchio as tio
 
 M = Modality
 Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One transform of a pipeline, named: a class of strokedata.transforms and its arguments. Naming it
+    costs nothing; ``build`` imports TorchIO and makes it."""
+
+    transform: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> tio.Transform:
+        """Return the transform itself."""
+        import strokedata.transforms as transforms
+
+        made: tio.Transform = getattr(transforms, self.transform)(**self.arguments)
+        return made
 
 
 class PipelineParams(BaseModel):
@@ -104,8 +108,8 @@ class Pipeline:
     optional: tuple[Modality, ...]
     writes: tuple[Modality, ...]
     params: type[PipelineParams]
-    stored: Callable[[PipelineParams], list[tio.Transform]]
-    on_load: Callable[[PipelineParams], list[tio.Transform]]
+    stored: Callable[[PipelineParams], list[Step]]
+    on_load: Callable[[PipelineParams], list[Step]]
     adds: tuple[Modality, ...] = ()
     """Modalities the pipeline creates (every output patient holds them)."""
 
@@ -114,9 +118,18 @@ class Pipeline:
         """Return the modalities the pipeline reads when a patient has them."""
         return frozenset(self.requires) | frozenset(self.optional)
 
+    def step_names(self, params: PipelineParams | None = None) -> tuple[list[str], list[str]]:
+        """Return the names of the stored steps and of the loading steps, without building them."""
+        chosen = params or self.params()
+        return [step.transform for step in self.stored(chosen)], [
+            step.transform for step in self.on_load(chosen)
+        ]
+
     def transform(self, params: PipelineParams | None = None) -> tio.Compose:
         """Return the transforms whose output ``strokedata preprocess`` stores, composed."""
-        return tio.Compose(self.stored(params or self.params()))
+        import torchio as tio
+
+        return tio.Compose([step.build() for step in self.stored(params or self.params())])
 
     def loading(self, params: PipelineParams | None = None) -> tio.Compose:
         """Return the transforms to apply when loading the preprocessed dataset for training.
@@ -124,13 +137,17 @@ class Pipeline:
         They change the subject they are given in place (no deep copy): a ``SubjectsDataset`` hands them
         a fresh copy of each subject.
         """
-        return tio.Compose(self.on_load(params or self.params()), copy=False)
+        import torchio as tio
+
+        return tio.Compose([step.build() for step in self.on_load(params or self.params())], copy=False)
 
     def output_labels(
         self, labels: Labels, subject: tio.Subject, atlas_regions: Sequence[str], params: PipelineParams
     ) -> Labels:
         """Return the labels of a preprocessed patient: the input's, the side and regions swapped when its
         images were mirrored, and regions derived from its CLOT and ATLAS when the pipeline derives them."""
+        import torchio as tio
+
         update: dict[str, object] = {}
         regions = labels.regions
         if subject.get(MIRRORED):
@@ -169,60 +186,68 @@ def mirrored_region_order(atlas_regions: Sequence[str]) -> list[int]:
     return order
 
 
-def _occlusion(params: PipelineParams) -> list[tio.Transform]:
+def _occlusion(params: PipelineParams) -> list[Step]:
     assert isinstance(params, OcclusionParams)
     maps = ["CBF", "CBV", "TMAX"]
-    steps: list[tio.Transform] = []
+    steps: list[Step] = []
     if params.registration is not None:
-        steps.append(RegisterToTemplate(driver="CBF", include=maps, transform=params.registration))
+        steps.append(
+            Step("RegisterToTemplate", {"driver": "CBF", "include": maps, "transform": params.registration})
+        )
     if params.brain_mask:
-        steps.append(BrainMaskFromLargestComponent(keys=maps))
+        steps.append(Step("BrainMaskFromLargestComponent", {"keys": maps}))
     side_key = "occlusion_side"
     if params.side == "rule":
-        steps.append(OccludedSideFromTmax())
+        steps.append(Step("OccludedSideFromTmax"))
         side_key = TMAX_SIDE
+    ranges = {"TMAX": params.tmax_range, "CBF": params.relative_range, "CBV": params.relative_range}
     steps += [
-        RelativeToContralateral(keys=("CBF", "CBV")),
-        ClipAndScale({"TMAX": params.tmax_range, "CBF": params.relative_range, "CBV": params.relative_range}),
-        MirrorToCanonicalSide(side_key=side_key, canonical=params.canonical_side),
+        Step("RelativeToContralateral", {"keys": ("CBF", "CBV")}),
+        Step("ClipAndScale", {"ranges": ranges}),
+        Step("MirrorToCanonicalSide", {"side_key": side_key, "canonical": params.canonical_side}),
     ]
     return steps
 
 
-def _recanalization(params: PipelineParams) -> list[tio.Transform]:
+def _recanalization(params: PipelineParams) -> list[Step]:
     assert isinstance(params, RecanalizationParams)
-    steps: list[tio.Transform] = []
+    steps: list[Step] = []
     if params.registration is not None:
-        steps.append(RegisterToTemplate(driver="NCCT", include=["NCCT"], transform=params.registration))
-        steps.append(RegisterToTemplate(driver="CTA", include=["CTA"], transform=params.registration))
+        for key in ("NCCT", "CTA"):
+            steps.append(
+                Step(
+                    "RegisterToTemplate", {"driver": key, "include": [key], "transform": params.registration}
+                )
+            )
     if params.skull_strip:
-        steps.append(SkullStrip(key="NCCT", mask_key="BRAIN_MASK"))
-        steps.append(SkullStrip(key="CTA"))
+        steps.append(Step("SkullStrip", {"key": "NCCT", "mask_key": "BRAIN_MASK"}))
+        steps.append(Step("SkullStrip", {"key": "CTA"}))
     return steps
 
 
-def _core(params: PipelineParams) -> list[tio.Transform]:
+def _core(params: PipelineParams) -> list[Step]:
     assert isinstance(params, CoreParams)
-    steps: list[tio.Transform] = []
+    steps: list[Step] = []
     if params.registration is not None:
-        steps.append(RegisterToTemplate(driver="CTP", include=["CTP", "CORE"], transform=params.registration))
-    steps.append(TemporalResample(frames=params.frames, key="CTP"))
+        arguments = {"driver": "CTP", "include": ["CTP", "CORE"], "transform": params.registration}
+        steps.append(Step("RegisterToTemplate", arguments))
+    steps.append(Step("TemporalResample", {"frames": params.frames, "key": "CTP"}))
     return steps
 
 
-def _core_loading(params: PipelineParams) -> list[tio.Transform]:
-    return [AddMirroredChannel(keys=("CTP",), copy=False)]
+def _core_loading(params: PipelineParams) -> list[Step]:
+    return [Step("AddMirroredChannel", {"keys": ("CTP",), "copy": False})]
 
 
-def _clot_regions(params: PipelineParams) -> list[tio.Transform]:
+def _clot_regions(params: PipelineParams) -> list[Step]:
     assert isinstance(params, ClotRegionsParams)
-    steps: list[tio.Transform] = []
+    steps: list[Step] = []
     if params.window is not None:
-        steps.append(CTWindow(params.window, include=["MCTA1", "MCTA2", "MCTA3"]))
+        steps.append(Step("CTWindow", {"window": params.window, "include": ["MCTA1", "MCTA2", "MCTA3"]}))
     return steps
 
 
-def _nothing(params: PipelineParams) -> list[tio.Transform]:
+def _nothing(params: PipelineParams) -> list[Step]:
     return []
 
 

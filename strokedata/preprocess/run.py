@@ -317,16 +317,16 @@ def preprocess_dataset(
     out: str | Path,
     *,
     parameters: Mapping[str, Any] | None = None,
-    compress: bool = False,
+    compress: bool = True,
     jobs: int | None = None,
     executor: Executor | None = None,
     progress: Progress | None = None,
 ) -> PreprocessReport:
     """Return the report of running ``pipeline`` over every patient of the dataset at ``root`` into ``out``.
 
-    ``parameters`` override the pipeline's defaults (``PIPELINES[name].params``). Images are written
-    uncompressed (.nii, fast to reload) unless ``compress``. Raises PreprocessError when the run cannot
-    start and DatasetInvalidError when the input's manifests are invalid.
+    ``parameters`` override the pipeline's defaults (``PIPELINES[name].params``). Images are written as
+    .nii.gz unless ``compress`` is False (.nii: larger, faster to read again). Raises PreprocessError
+    when the run cannot start and DatasetInvalidError when the input's manifests are invalid.
     """
     try:
         chosen = get_pipeline(pipeline)

@@ -13,9 +13,8 @@ Example:
     >>> pipeline = tio.Compose([ClipAndScale(PERFUSION_000), MirrorToCanonicalSide(canonical="R")])
 """
 
+from strokedata.labels import MIRRORED, TMAX_SIDE
 from strokedata.transforms.hemispheres import (
-    MIRRORED,
-    TMAX_SIDE,
     AddMirroredChannel,
     MirrorToCanonicalSide,
     OccludedSideFromTmax,

@@ -17,11 +17,8 @@ from typing import Any, Literal
 import numpy as np
 import torchio as tio
 
-from strokedata.labels import left_right_axis, occluded_side_from_tmax
+from strokedata.labels import MIRRORED, TMAX_SIDE, left_right_axis, occluded_side_from_tmax
 from strokedata.transforms.intensity import require_image
-
-MIRRORED = "mirrored"
-"""Subject key set by ``MirrorToCanonicalSide``: True when its images were flipped, else False."""
 
 Side = Literal["L", "R"]
 
@@ -48,10 +45,6 @@ def _keys_tuple(keys: Sequence[str], owner: str) -> tuple[str, ...]:
     if isinstance(keys, str) or not keys:
         raise ValueError(f"{owner}: keys must be a non-empty sequence of image names, not {keys!r}")
     return tuple(str(key) for key in keys)
-
-
-TMAX_SIDE = "tmax_side"
-"""Subject key set by ``OccludedSideFromTmax``: the side the Tmax rule of 000 finds, "L" or "R"."""
 
 
 class OccludedSideFromTmax(tio.Transform):

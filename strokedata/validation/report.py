@@ -95,6 +95,7 @@ class ValidationReport(BaseModel):
     errors: int
     warnings: int
     valid: bool = Field(description="true when there is no error")
+    split: str | None = Field(default=None, description="the split file checked against the dataset, if any")
     findings: list[Finding]
 
     @model_validator(mode="after")

@@ -157,5 +157,6 @@ def _validate_with(
         errors=errors,
         warnings=len(findings) - errors,
         valid=errors == 0,
+        split=None if split is None else str(split),
         findings=findings,
     )

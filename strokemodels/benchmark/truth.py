@@ -61,3 +61,23 @@ def truth_from_dataset(
     unlabelled = sorted(pid for pid, value in values.items() if value is None)
     labelled = {pid: value for pid, value in sorted(values.items()) if value is not None}
     return Rows(labelled, slice_level=slice_level), unlabelled
+
+
+def truth_csv(task: str, truth: Rows, folder: Path) -> str:
+    """Return the truth of ``task`` as the CSV text ``strokebench score --truth`` reads: patient_id,label
+    (occlusion, recanalization); patient_id,mask with paths relative to ``folder``, where the file goes
+    (core); patient_id[,slice],region_00..region_14 (clot-regions)."""
+    import os
+
+    from strokedata.csvcells import csv_text
+    from strokemodels.benchmark.files import REGION_COLUMNS
+
+    if task == "core":
+        rows = [(pid, os.path.relpath(path, folder)) for pid, path in truth.values.items()]
+        return csv_text(["patient_id", "mask"], rows)
+    if task == "clot-regions":
+        if truth.slice_level:
+            cells = [(pid, z, *bits) for pid, slices in truth.values.items() for z, bits in slices.items()]
+            return csv_text(["patient_id", "slice", *REGION_COLUMNS], cells)
+        return csv_text(["patient_id", *REGION_COLUMNS], [(pid, *bits) for pid, bits in truth.values.items()])
+    return csv_text(["patient_id", "label"], list(truth.values.items()))
