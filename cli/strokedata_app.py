@@ -190,12 +190,18 @@ def phantom(
     n: Annotated[int, typer.Option("-n", "--patients", min=1, help="Number of patients.")],
     seed: Annotated[int, typer.Option(min=0, help="Cohort seed: patient i depends on (seed, i) only.")] = 0,
     preset_name: Annotated[
-        str, typer.Option("--preset", help="tiny (64x64x16, for tests) or realistic (the papers' sizes).")
+        str,
+        typer.Option(
+            "--preset",
+            help="tiny (64x64x16, for tests) or realistic (the papers' sizes; about 3 GB of memory and "
+            "45 s per patient being generated, per worker).",
+        ),
     ] = "tiny",
     occlusion_mix: Annotated[
         str | None,
         typer.Option(
-            help="Relative frequency of each site, e.g. ICA-T=0.148,M1=0.588,M2=0.264 (the default)."
+            help="Each patient's chance of each site, e.g. ICA-T=0.148,M1=0.588,M2=0.264 (the default): "
+            "drawn per patient, so counts vary around it (docs/phantoms.md says why).",
         ),
     ] = None,
     modalities: Annotated[
@@ -209,7 +215,7 @@ def phantom(
     """Generate synthetic stroke phantoms as a dataset.
 
     Every modality, labels coherent with the images, no patient data (docs/phantoms.md). The realistic
-    preset (the papers' sizes) needs about 2.8 GB of memory per patient being generated.
+    preset (the papers' sizes) needs about 3 GB of memory per patient being generated.
     """
     from strokedata.manifest import OCCLUSION_LOCATIONS, Modality
     from strokedata.phantoms import generate_dataset, preset

@@ -68,6 +68,8 @@ def preset(name: PresetName, **overrides: object) -> PhantomConfig:
     ``tiny`` (tests): 64x64x16 grids of 3.6 x 3.6 x 8 mm, 16 CTP frames every 2 s, vessels drawn at least
     0.6 voxel thick. ``realistic`` (the papers' sizes): CTA 512x512x200 of 0.45 x 0.45 x 0.7 mm, NCCT
     512x512x32 of 5 mm slices, CTP maps and source 512x512x27 of 5 mm slices, 30 frames every 1.6 s.
+    Generating one realistic patient with every modality takes about 3 GB of memory (3.06 GB peak
+    measured) and 45 s on one core, per worker: with ``jobs`` workers, count ``jobs`` times that.
     """
     presets: dict[str, dict[str, object]] = {
         "tiny": {
