@@ -82,31 +82,20 @@ def test_tables_fit_80_columns_without_breaking_words(pristine_dataset: Path) ->
     assert atlas[-1] == "precision[M2] 0.57, recall[M2] 0.47"  # the atlas-based row is not only dashes
 
 
+def _split(dataset: Path, folder: Path) -> Path:
+    """Return a split file of ``dataset`` (a test set and 2 folds) written into ``folder``."""
+    split = folder / "split.json"
+    arguments = ["split", str(dataset), "--stratify", "mtici", "--out", str(split), "--folds", "2"]
+    assert runner.invoke(data_app, [*arguments, "--test-size", "0.25"]).exit_code == 0
+    return split
+
+
 def test_a_split_that_passes_is_said_to_have_been_checked(pristine_dataset: Path, tmp_path: Path) -> None:
-    split = tmp_path / "split.json"
-    assert (
-        runner.invoke(
-            data_app,
-            [
-                "split",
-                str(pristine_dataset),
-                "--stratify",
-                "mtici",
-                "--out",
-                str(split),
-                "--folds",
-                "2",
-                "--test-size",
-                "0.25",
-            ],
-        ).exit_code
-        == 0
-    )
+    split = _split(pristine_dataset, tmp_path)
     result = runner.invoke(data_app, ["validate", str(pristine_dataset), "-j", "1", "--split", str(split)])
     assert result.exit_code == 0
-    assert (
-        f"split {split} checked against the dataset: consistent with the dataset, no finding" in result.output
-    )
+    expected = f"split {split} checked against the dataset: consistent with the dataset, no finding"
+    assert expected in result.output
 
 
 def test_info_lists_the_whole_stack() -> None:
@@ -134,22 +123,7 @@ def test_truth_files_of_every_task_are_read_back_by_score(pristine_dataset: Path
         assert read == derived.values
     rows = list(csv.DictReader((tmp_path / "core.csv").open()))
     assert not Path(rows[0]["mask"]).is_absolute()  # paths relative to the CSV, as score reads them
-    split = tmp_path / "split.json"
-    runner.invoke(
-        data_app,
-        [
-            "split",
-            str(pristine_dataset),
-            "--stratify",
-            "mtici",
-            "--out",
-            str(split),
-            "--folds",
-            "2",
-            "--test-size",
-            "0.25",
-        ],
-    )
+    split = _split(pristine_dataset, tmp_path)
     test_only = tmp_path / "test.csv"
     arguments = [
         "truth",
