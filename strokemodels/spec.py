@@ -1,0 +1,80 @@
+"""``ModelSpec``: what a zoo model is, as data (name, task, inputs, the preprocessing it expects, input
+shape, learned or rule, parameter count, citation, the points where it departs from its paper, and the
+paper's training recipe), readable without building the model or importing torch.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from strokedata.manifest import Modality
+
+TaskName = Literal["occlusion", "recanalization", "core", "clot-regions"]
+Kind = Literal["learned", "rule"]
+MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class Recipe(BaseModel):
+    """A model's training recipe: the paper's, as the defaults of ``strokebench train``."""
+
+    model_config = _STRICT
+
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    learning_rate: Annotated[float, Field(gt=0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    schedule: Literal["cosine", "constant"] = "cosine"
+    epochs: Annotated[int, Field(ge=1)] = 45
+    batch_size: Annotated[int, Field(ge=1)] = 4
+    loss: Literal["weighted-cross-entropy", "cross-entropy", "weighted-bce"] = "weighted-cross-entropy"
+    weighted_sampler: bool = Field(default=True, description="draw training samples by class weight")
+    augment: list[Literal["flip-y", "flip-z", "rotate-z"]] = Field(
+        default_factory=list, description="augmentation on the cached tensors, seeded per epoch"
+    )
+    select_by: str | None = Field(
+        default=None, description="validation metric choosing the best epoch; None: the task's primary"
+    )
+
+
+class ModelSpec(BaseModel):
+    """A zoo model as data: enough to list it, check its inputs and train or run it."""
+
+    model_config = _STRICT
+
+    name: Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN)]
+    task: TaskName
+    kind: Kind
+    summary: Annotated[str, StringConstraints(min_length=1)] = Field(description="one line: what it is")
+    inputs: list[Modality] = Field(description="the images it reads, in channel order")
+    pipeline: str = Field(
+        description="the preprocessing pipeline its dataset must have been through ('none': the canonical "
+        "dataset as it is)"
+    )
+    input_shape: tuple[int, ...] = Field(
+        default=(),
+        description="(channels, x, y, z) at the paper's size; `train --input-size` may change x, y, z; "
+        "empty for a rule, which reads the images as they are",
+    )
+    parameters: Annotated[int, Field(ge=0)] = Field(description="learned parameters (0 for a rule)")
+    citation: Annotated[str, StringConstraints(min_length=1)]
+    departures: list[str] = Field(
+        default_factory=list, description="where this implementation departs from its paper, and why"
+    )
+    recipe: Recipe = Field(default_factory=Recipe)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        if self.kind == "learned" and (
+            not self.inputs or len(self.input_shape) < 2 or self.input_shape[0] != len(self.inputs)
+        ):
+            raise ValueError(
+                f"input_shape {self.input_shape} must be (channels, ...) with one channel per input "
+                f"({len(self.inputs)})"
+            )
+        if self.kind == "rule" and (self.parameters or self.input_shape):
+            raise ValueError("a rule has no learned parameters and no input shape")
+        return self
