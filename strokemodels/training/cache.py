@@ -1,0 +1,177 @@
+"""The training cache: each patient's model input, after the pipeline's loading steps and resized to the
+model's input size, stored once as an uncompressed ``.npy`` that the loader reads through a memory map,
+so that training never waits for gzip (docs/performance.md).
+
+The cache lives outside the dataset (``$STROKEBENCH_CACHE``, else ``~/.cache/strokebench``), in a folder
+named by the hash of what shapes an entry: the dataset's root, the input modalities, the input size, the
+pipeline and its loading steps, and the cache format. Each patient's entry records the size, modification
+time and sha256 of every file it was made from (manifest and images); an entry whose files changed is
+made again (a changed size or time leads to a new hash, an unchanged hash keeps the entry). Entries are
+written to a temporary file and renamed, the ``.npy`` before its record, so nothing half-written is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from strokedata.executor import Executor, Progress, executor_for, map_reporting
+from strokedata.io import atomic_write_bytes, atomic_write_text
+from strokedata.manifest import PATIENT_MANIFEST, Modality, PatientManifest
+
+CACHE_FORMAT = 1
+
+
+def default_cache_root() -> Path:
+    """Return the cache root: ``$STROKEBENCH_CACHE`` when set, else ``~/.cache/strokebench``."""
+    configured = os.environ.get("STROKEBENCH_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "strokebench"
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """What shapes a cached input: the modalities (channel order), the spatial size, the pipeline whose
+    loading steps run before caching."""
+
+    inputs: tuple[Modality, ...]
+    size: tuple[int, int, int]
+    pipeline: str
+
+    def key(self, dataset_root: Path) -> str:
+        """Return the hash naming this spec's cache folder for a dataset."""
+        described = {
+            "format": CACHE_FORMAT,
+            "dataset": str(dataset_root.resolve()),
+            "inputs": [m.value for m in self.inputs],
+            "size": list(self.size),
+            "pipeline": self.pipeline,
+        }
+        return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a worker needs to make (or keep) one patient's entry (picklable)."""
+
+    root: Path
+    folder: Path
+    manifest_json: str
+    spec: CacheSpec
+
+
+def _sources(root: Path, manifest: PatientManifest, inputs: Sequence[Modality]) -> dict[str, Path]:
+    """Return the files an entry is made from: the manifest and the input images, by relative path."""
+    folder = root / manifest.patient_id
+    files = {PATIENT_MANIFEST: folder / PATIENT_MANIFEST}
+    files.update({manifest.images[m]: folder / manifest.images[m] for m in inputs})
+    return files
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def _fingerprints(files: dict[str, Path], previous: dict[str, Any]) -> dict[str, Any]:
+    """Return {relative path: {size, mtime_ns, sha256}}, the hash reused where size and time are as before."""
+    found = {}
+    for name, path in sorted(files.items()):
+        info = path.stat()
+        known = previous.get(name, {})
+        same_stat = known.get("size") == info.st_size and known.get("mtime_ns") == info.st_mtime_ns
+        digest = known["sha256"] if same_stat and "sha256" in known else _sha256(path)
+        found[name] = {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "sha256": digest}
+    return found
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        record: dict[str, Any] = json.loads(path.read_text())
+        return record
+    except (OSError, ValueError):
+        return {}
+
+
+def _input_array(job: _Job, manifest: PatientManifest) -> np.ndarray:
+    """Return one patient's input: the spec's modalities after the pipeline's loading steps, as channels,
+    resized (trilinear) to the spec's size, float32 (C, X, Y, Z)."""
+    import torch
+    import torch.nn.functional as F
+    import torchio as tio
+
+    from strokedata.preprocess import PIPELINES
+    from strokedata.subjects import patient_subject
+
+    subject = patient_subject(job.root, manifest, list(job.spec.inputs))
+    if job.spec.pipeline in PIPELINES:
+        subject = PIPELINES[job.spec.pipeline].loading()(subject)
+    images = [subject[m.value] for m in job.spec.inputs]
+    channels = [
+        torch.as_tensor(image.data, dtype=torch.float32) for image in images if isinstance(image, tio.Image)
+    ]
+    stacked = torch.cat(channels, dim=0)
+    if tuple(stacked.shape[1:]) != job.spec.size:
+        stacked = F.interpolate(stacked[None], size=job.spec.size, mode="trilinear", align_corners=False)[0]
+    return np.ascontiguousarray(stacked.numpy(), dtype=np.float32)
+
+
+def _hashes(sources: dict[str, Any]) -> dict[str, str]:
+    return {name: found["sha256"] for name, found in sources.items()}
+
+
+def _entry(job: _Job) -> tuple[str, Path, bool]:
+    """Make or keep one patient's entry; return (patient id, .npy path, whether it was made)."""
+    manifest = PatientManifest.model_validate_json(job.manifest_json)
+    array_path = job.folder / f"{manifest.patient_id}.npy"
+    record_path = job.folder / f"{manifest.patient_id}.json"
+    previous = _read_record(record_path).get("sources")
+    sources = _fingerprints(_sources(job.root, manifest, job.spec.inputs), previous or {})
+    record = json.dumps({"sources": sources}, sort_keys=True)
+    if previous is not None and array_path.is_file() and _hashes(previous) == _hashes(sources):
+        if previous != sources:  # touched, not changed: keep the array, remember the new times
+            atomic_write_text(record_path, record)
+        return manifest.patient_id, array_path, False
+    buffer = io.BytesIO()
+    np.save(buffer, _input_array(job, manifest))
+    atomic_write_bytes(array_path, buffer.getvalue())
+    atomic_write_text(record_path, record)
+    return manifest.patient_id, array_path, True
+
+
+@dataclass(frozen=True)
+class CacheResult:
+    """The cache folder, each patient's array path (sorted by id) and how many entries were made."""
+
+    folder: Path
+    arrays: dict[str, Path]
+    made: int
+
+
+def build_cache(
+    root: Path,
+    manifests: Sequence[PatientManifest],
+    spec: CacheSpec,
+    *,
+    cache_root: Path | None = None,
+    jobs: int | None = None,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+) -> CacheResult:
+    """Return the cache entries of ``manifests`` (patients of the dataset at ``root``), making the missing
+    and outdated ones in parallel; ``progress`` hears of each patient (phase 'cache')."""
+    folder = (cache_root or default_cache_root()) / "inputs" / spec.key(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    work = [_Job(root, folder, m.model_dump_json(), spec) for m in manifests]
+    with executor_for(jobs, executor) as runner:
+        done = list(map_reporting(runner, _entry, work, "cache", progress))
+    return CacheResult(
+        folder, dict(sorted((pid, path) for pid, path, _ in done)), sum(made for *_, made in done)
+    )
