@@ -8,15 +8,16 @@ from typing import Annotated
 
 import typer
 
-from cli import render, render_bench
+from cli import render, render_bench, zoo_commands
 from cli.app import make_app, run
 from cli.errors import EXIT_USAGE, check_outputs, library_errors
 
 app = make_app(
     "strokebench",
-    "Stroke-imaging benchmarks: the task cards (tasks), scoring predictions with confidence intervals "
-    "(score), paired comparisons (compare), leaderboards beside the published baselines (leaderboard), "
-    "truth files (truth), the JSON Schemas (schema) and the versions of the stack (info).",
+    "Stroke-imaging benchmarks: the task cards (tasks), the model zoo (models, train, predict), scoring "
+    "predictions with confidence intervals (score), paired comparisons (compare), leaderboards beside the "
+    "published baselines (leaderboard), truth files (truth), the JSON Schemas (schema) and the versions "
+    "of the stack (info).",
 )
 
 
@@ -296,6 +297,9 @@ def schema(
         written = export_benchmark_schemas(out)
     for path in written:
         typer.echo(str(path))
+
+
+zoo_commands.register(app)
 
 
 def main() -> None:

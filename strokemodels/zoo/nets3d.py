@@ -82,21 +82,22 @@ class SelfAttention3d(nn.Module):
 
 
 def _conv_block(inputs: int, outputs: int) -> nn.Sequential:
-    """Return two 3x3x3 convolutions with batch norm and ReLU."""
+    """Return two 3x3x3 convolutions, each with instance normalisation and ReLU (as nnU-Net: batches of
+    a few 3D volumes make batch statistics noisy, and the network behaves the same in training and use)."""
     return nn.Sequential(
         nn.Conv3d(inputs, outputs, 3, padding=1, bias=False),
-        nn.BatchNorm3d(outputs),
+        nn.InstanceNorm3d(outputs, affine=True),
         nn.ReLU(inplace=True),
         nn.Conv3d(outputs, outputs, 3, padding=1, bias=False),
-        nn.BatchNorm3d(outputs),
+        nn.InstanceNorm3d(outputs, affine=True),
         nn.ReLU(inplace=True),
     )
 
 
 class CBAM3dCNN(nn.Module):
-    """Papakyriakou et al.'s classifier as chosen here: four stages of two convolutions, CBAM and max
-    pooling (16, 32, 64, 128 channels), self-attention on the last feature map, global average pooling,
-    dropout and a linear layer to the classes."""
+    """Papakyriakou et al.'s classifier as chosen here: four stages of two convolutions (instance norm,
+    ReLU), CBAM and max pooling (16, 32, 64, 128 channels), self-attention on the last feature map, global
+    average pooling, dropout and a linear layer to the classes."""
 
     def __init__(
         self, in_channels: int = 3, classes: int = 3, widths: tuple[int, ...] = (16, 32, 64, 128)

@@ -57,7 +57,8 @@ def _seeded(seed: int, make: Any) -> Any:
         citation=PAPER,
         departures=[
             "the architecture is drawn in a figure the text does not describe: four stages of two 3x3x3 "
-            "convolutions with batch norm and ReLU, CBAM and 2x max pooling (16, 32, 64, 128 channels), one "
+            "convolutions with instance normalisation (batches of four 3D volumes make batch statistics "
+            "noisy) and ReLU, CBAM and 2x max pooling (16, 32, 64, 128 channels), one "
             "self-attention block on the last feature map, global average pooling, dropout 0.3 and a "
             "linear layer are this implementation's choices",
             *SHARED_DEPARTURES,

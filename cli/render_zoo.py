@@ -1,0 +1,96 @@
+"""Rendering the zoo's commands: the model list and a model's spec, one line per training epoch, and a
+finished run's summary."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cli.render import plain, print_table
+
+if TYPE_CHECKING:
+    from strokemodels.spec import ModelSpec
+
+
+def _count(parameters: int) -> str:
+    """Return a parameter count as 906.6 k or 33.4 M ('-' for none)."""
+    if not parameters:
+        return "-"
+    return f"{parameters / 1e6:.1f} M" if parameters >= 1e6 else f"{parameters / 1e3:.1f} k"
+
+
+def render_models(specs: list[ModelSpec]) -> None:
+    """Print one row per model: task, name, kind, parameters, what it is."""
+    rows = [[spec.task, spec.name, spec.kind, _count(spec.parameters), spec.summary] for spec in specs]
+    print_table(
+        (
+            f"{len(specs)} models (strokebench models NAME shows one)",
+            ["task", "model", "kind", "parameters", "what it is"],
+            rows,
+        )
+    )
+
+
+def render_model(spec: ModelSpec) -> None:
+    """Print a model's spec: inputs, pipeline, shape, parameters, citation, recipe, departures."""
+    plain(f"{spec.name} ({spec.task}, {spec.kind}): {spec.summary}")
+    shape = " x ".join(str(n) for n in spec.input_shape) or "the images as they are"
+    for label, text in (
+        ("inputs", ", ".join(m.value for m in spec.inputs) or "none (the labels only)"),
+        ("pipeline", spec.pipeline if spec.pipeline != "none" else "none: the canonical dataset as it is"),
+        ("input shape", shape),
+        ("parameters", f"{spec.parameters:,}"),
+        ("citation", spec.citation),
+    ):
+        plain(f"  {label}: {text}")
+    if spec.kind == "learned":
+        recipe = spec.recipe
+        sampler = ", weighted sampler" if recipe.weighted_sampler else ""
+        plain(
+            f"  recipe: {recipe.optimizer} at {recipe.learning_rate:g}, {recipe.schedule} schedule, "
+            f"{recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.loss}{sampler}, augmentation "
+            f"{', '.join(recipe.augment) or 'none'}"
+        )
+    for departure in spec.departures:
+        plain(f"  departs from the paper: {departure}")
+
+
+def epoch_printer(folder: Path) -> Callable[[dict[str, float | int]], None]:
+    """Return a callback printing one line per epoch: loss, the validation metric, time left."""
+    started = time.monotonic()
+    first: list[int] = []
+
+    def report(row: dict[str, float | int]) -> None:
+        from strokemodels.training.run import read_record
+
+        parameters = read_record(folder).parameters
+        epoch, total = int(row["epoch"]), parameters.epochs
+        first.append(epoch) if not first else None
+        per_epoch = (time.monotonic() - started) / (epoch - first[0] + 1)
+        metric = float(row.get(f"val_{parameters.select_by}", float("nan")))
+        plain(
+            f"{folder.name} epoch {epoch}/{total}: train loss {float(row['train_loss']):.4f}, "
+            f"val {parameters.select_by} {metric:.4f}, {per_epoch:.1f} s per epoch, "
+            f"about {per_epoch * (total - epoch):.0f} s left"
+        )
+
+    return report
+
+
+def render_run(folder: Path) -> None:
+    """Print where a run is, its best epoch and the metric that chose it."""
+    from strokemodels.training.run import METRICS_FILE, read_record
+
+    record = read_record(folder)
+    select = f"val_{record.parameters.select_by}"
+    lines = (folder / METRICS_FILE).read_text().splitlines()
+    header = lines[0].split(",")
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    values = [(float(row[select]) if row.get(select) else float("nan"), int(row["epoch"])) for row in rows]
+    best = max((v for v in values if v[0] == v[0]), default=(float("nan"), 0))
+    chosen = record.parameters.select_by
+    plain(
+        f"{record.model} trained into {folder}: best {chosen} {best[0]:.4f} at epoch {best[1]} of {len(rows)}"
+    )
