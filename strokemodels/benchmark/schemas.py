@@ -1,4 +1,5 @@
-"""JSON Schemas of the benchmark's files: one CSV row of each predictions and truth file, and the reports.
+"""JSON Schemas of the benchmark's files: one CSV row of each predictions and truth file, the reports, a
+zoo model's spec and a training run's record.
 
 A row schema describes one CSV row as an object whose cells are typed as a CSV reader with type
 inference gives them (numbers as numbers); ``additionalProperties: false`` mirrors the refusal of
@@ -17,6 +18,8 @@ from strokemodels.benchmark.files import Kind, columns
 from strokemodels.benchmark.leaderboard import LeaderboardEntry
 from strokemodels.benchmark.scoring import ScoreReport
 from strokemodels.benchmark.tasks import TASKS, TaskCard
+from strokemodels.spec import ModelSpec
+from strokemodels.training.run import RunRecord
 
 _PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
 
@@ -67,6 +70,8 @@ def benchmark_schemas() -> dict[str, dict[str, Any]]:
         ("score-report.schema.json", ScoreReport),
         ("compare-report.schema.json", CompareReport),
         ("leaderboard-entry.schema.json", LeaderboardEntry),
+        ("model-spec.schema.json", ModelSpec),
+        ("run.schema.json", RunRecord),
     ):
         schemas[file_name] = model.model_json_schema(mode="serialization")
     return schemas

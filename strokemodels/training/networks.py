@@ -254,6 +254,8 @@ class NetworkTraining:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
+        if self.device == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.rows, self.best, self.first_epoch = state["rows"], state["best"], state["epoch"] + 1
 
     def train_epoch(self, epoch: int) -> float:
@@ -299,6 +301,7 @@ class NetworkTraining:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device == "cuda" else None,
             "rows": self.rows,
             "best": self.best,
         }
@@ -346,6 +349,9 @@ def fit_network(
     last.pt and best.pt into the run folder."""
     training = NetworkTraining(entry, record, data, request)
     training.load_data(progress)
-    if request.resume and (request.out / LAST).is_file():
-        training.resume()
-    training.run(progress, on_epoch)
+    devices = list(range(torch.cuda.device_count())) if training.device == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # dropout draws from the run's seed, not the caller's state
+        torch.manual_seed(record.parameters.seed)
+        if request.resume and (request.out / LAST).is_file():
+            training.resume()
+        training.run(progress, on_epoch)
