@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,9 @@ _PHASE_TITLES = {
     "preprocess": "Preprocessing",
     "table": "Reading patients",
     "masks": "Reading masks",
+    "cache": "Building the training cache",
+    "epochs": "Training",
+    "members": "Predicting with each run",
 }
 
 
@@ -53,11 +56,14 @@ class _PlainProgress:
     """Progress as plain lines on standard error, at most one per phase every PLAIN_PROGRESS_SECONDS,
     and a last one when a phase that printed some ends: done / total, rate and time left."""
 
-    def __init__(self) -> None:
+    def __init__(self, skipped: Collection[str]) -> None:
+        self.skipped = skipped
         self.started: dict[str, float] = {}
         self.printed: dict[str, float] = {}
 
     def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase in self.skipped:
+            return
         now = time.monotonic()
         start = self.started.setdefault(phase, now)
         finished = done >= total
@@ -91,10 +97,11 @@ def _duration(seconds: float) -> str:
 
 
 @contextmanager
-def progress_bar() -> Iterator[ProgressCallback]:
-    """Yield a progress callback: a bar on a terminal, plain lines now and then otherwise."""
+def progress_bar(plain_skips: Collection[str] = ()) -> Iterator[ProgressCallback]:
+    """Yield a progress callback: a bar on a terminal, plain lines now and then otherwise (none for the
+    phases in ``plain_skips``, which the command reports in its own lines)."""
     if not interactive():
-        yield _PlainProgress()
+        yield _PlainProgress(plain_skips)
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:

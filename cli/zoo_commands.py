@@ -127,7 +127,7 @@ def train(
             device=chosen_device, amp=amp, loader_workers=loader_workers, jobs=jobs, cache_root=cache,
             resume=resume,
         )  # fmt: skip
-        with library_errors(resumable), render.progress_bar() as progress:
+        with library_errors(resumable), render.progress_bar(plain_skips={"epochs"}) as progress:
             run_training(request, progress, render_zoo.epoch_printer(folder))
         render_zoo.render_run(folder)
 

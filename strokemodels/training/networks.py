@@ -90,7 +90,8 @@ def augment(
     batch: torch.Tensor, indices: Sequence[int], kinds: Sequence[str], seed: int, epoch: int
 ) -> torch.Tensor:
     """Return the batch (B, C, X, Y, Z) augmented per sample from (seed, epoch, index): 'rotate-z' turns
-    every axial slice by up to 10 degrees (bilinear), 'flip-y' and 'flip-z' flip those axes by chance."""
+    every axial slice by up to 10 degrees (bilinear), 'flip-y' and 'flip-z' flip those axes by chance.
+    The draws are made on the CPU; the arithmetic runs where the batch is (on the GPU when training there)."""
     if not kinds:
         return batch
     out = []
@@ -100,7 +101,8 @@ def augment(
             angle = np.deg2rad(rng.uniform(-ROTATION_DEGREES, ROTATION_DEGREES))
             cos, sin = float(np.cos(angle)), float(np.sin(angle))
             # grid_sample's 3D grid is (x=W: the last axis, y=H, z=D); the volume axes (X, Y, Z) are (D, H, W)
-            theta = torch.tensor([[1.0, 0, 0, 0], [0, cos, -sin, 0], [0, sin, cos, 0]], dtype=sample.dtype)
+            rows = [[1.0, 0, 0, 0], [0, cos, -sin, 0], [0, sin, cos, 0]]
+            theta = torch.tensor(rows, dtype=sample.dtype, device=sample.device)
             grid = F.affine_grid(theta[None], [1, *sample.shape], align_corners=False)
             sample = F.grid_sample(
                 sample[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
@@ -234,13 +236,18 @@ class NetworkTraining:
             [cache.arrays[pid] for pid in self.val_ids], [self.val_labels[p] for p in self.val_ids]
         )
         workers, batch = self.parameters.loader_workers, self.parameters.batch_size
-        generator = torch.Generator().manual_seed(self.parameters.seed)  # never the global one
+        # Each loader draws its workers' seeds from its own generator, never from torch's global state,
+        # which dropout uses: otherwise persistent workers (one draw per run instead of one per epoch)
+        # would change the weights. Workers live across epochs; pinned batches copy to a GPU as it computes.
+        keep, pin = workers > 0, self.device == "cuda"
         self.train_loader: DataLoader[tuple[torch.Tensor, int, int]] = DataLoader(
-            train_set, batch_size=batch, sampler=self.sampler, num_workers=workers, generator=generator
-        )
+            train_set, batch, sampler=self.sampler, num_workers=workers, persistent_workers=keep,
+            pin_memory=pin, generator=torch.Generator().manual_seed(self.parameters.seed),
+        )  # fmt: skip
         self.val_loader: DataLoader[tuple[torch.Tensor, int, int]] = DataLoader(
-            val_set, batch_size=batch, num_workers=workers
-        )
+            val_set, batch, num_workers=workers, persistent_workers=keep, pin_memory=pin,
+            generator=torch.Generator().manual_seed(self.parameters.seed),
+        )  # fmt: skip
 
     def resume(self) -> None:
         """Continue from the run folder's last checkpoint: weights, optimiser, schedule, torch's random
@@ -265,9 +272,8 @@ class NetworkTraining:
         self.model.train()
         total, seen = 0.0, 0
         for batch, labels, indices in self.train_loader:
-            inputs = augment(batch, indices.tolist(), parameters.augment, parameters.seed, epoch).to(
-                self.device
-            )
+            on_device = batch.to(self.device, non_blocking=True)
+            inputs = augment(on_device, indices.tolist(), parameters.augment, parameters.seed, epoch)
             with torch.autocast(
                 "cuda", dtype=torch.bfloat16, enabled=parameters.amp and self.device == "cuda"
             ):
