@@ -80,17 +80,22 @@ def epoch_printer(folder: Path) -> Callable[[dict[str, float | int]], None]:
 
 
 def render_run(folder: Path) -> None:
-    """Print where a run is, its best epoch and the metric that chose it."""
+    """Print where a run is: a network's best epoch and the validation metric that chose it, a rule's
+    validation figure."""
     from strokemodels.training.run import METRICS_FILE, read_record
 
     record = read_record(folder)
-    select = f"val_{record.parameters.select_by}"
-    lines = (folder / METRICS_FILE).read_text().splitlines()
-    header = lines[0].split(",")
-    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
-    values = [(float(row[select]) if row.get(select) else float("nan"), int(row["epoch"])) for row in rows]
-    best = max((v for v in values if v[0] == v[0]), default=(float("nan"), 0))
     chosen = record.parameters.select_by
-    plain(
-        f"{record.model} trained into {folder}: best {chosen} {best[0]:.4f} at epoch {best[1]} of {len(rows)}"
-    )
+    if record.spec.kind == "rule":
+        lines = (folder / METRICS_FILE).read_text().splitlines()
+        row = dict(zip(lines[0].split(","), lines[1].split(","), strict=True))
+        value = row.get(f"val_{chosen}")
+        shown = f"{float(value):.4f}" if value else "undefined"
+        plain(f"{record.model} fitted into {folder}: validation {chosen} {shown}")
+    elif record.best_epoch is None or record.best_metric is None:
+        plain(f"{record.model} trained into {folder}: no epoch gave a {chosen}")
+    else:
+        plain(
+            f"{record.model} trained into {folder}: best {chosen} {record.best_metric:.4f} at epoch "
+            f"{record.best_epoch} of {record.parameters.epochs}"
+        )

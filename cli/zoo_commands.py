@@ -77,9 +77,10 @@ def train(
     ] = False,
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs (default: the paper's).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Batch size (default: the recipe's).")] = None,
-    lr: Annotated[float | None, typer.Option(min=0, help="Learning rate (default: the paper's).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate, above 0 (default: the paper's).")] = None,
     select_by: Annotated[
-        str | None, typer.Option(help="Metric choosing the best epoch (default: the task's primary).")
+        str | None,
+        typer.Option(help="Metric choosing the best epoch (default: the recipe's, else the task's primary)."),
     ] = None,
     input_size: Annotated[
         str | None, typer.Option(help="X,Y,Z of the model's input (default: the paper's).")
@@ -184,6 +185,13 @@ def predict(
         f"wrote {summary.task} predictions of {summary.patients} patients ({summary.members} run(s), "
         f"{ensemble} ensemble) to {summary.out}"
     )
+    if summary.seen_in_training:
+        seen = summary.seen_in_training
+        render.note(
+            f"{len(seen)} of the predicted patients ({', '.join(seen[:5])}{' ...' if len(seen) > 5 else ''}) "
+            "were in a run's training or validation partition: their figures flatter the model; score the "
+            "test partition for an honest estimate"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -183,6 +183,12 @@ class DatasetCard(BaseModel):
         description="folders, relative to the dataset root or absolute, whose files imported images may "
         "link to (set by `strokedata import`)",
     )
+    derived_from: list[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]] = Field(
+        default_factory=list,
+        description="dataset hashes (as `strokedata split` records them) of the dataset this one was "
+        "preprocessed from, then of that one's own sources (set by a complete `strokedata preprocess` "
+        "run): a split of a source fits this dataset",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> DatasetCard:
@@ -193,12 +199,13 @@ class DatasetCard(BaseModel):
         return self
 
     @model_serializer(mode="wrap")
-    def _omit_empty_links(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Return the card's fields, leaving out an empty linked_sources (cards written before it existed
-        keep their bytes)."""
+    def _omit_empty_lists(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Return the card's fields, leaving out an empty linked_sources or derived_from (cards written
+        before they existed keep their bytes)."""
         data: dict[str, Any] = handler(self)
-        if not self.linked_sources:
-            data.pop("linked_sources", None)
+        for name in ("linked_sources", "derived_from"):
+            if not getattr(self, name):
+                data.pop(name, None)
         return data
 
 

@@ -30,7 +30,16 @@ class Recipe(BaseModel):
     schedule: Literal["cosine", "constant"] = "cosine"
     epochs: Annotated[int, Field(ge=1)] = 45
     batch_size: Annotated[int, Field(ge=1)] = 4
-    loss: Literal["weighted-cross-entropy", "cross-entropy", "weighted-bce"] = "weighted-cross-entropy"
+    loss: Literal["weighted-cross-entropy", "cross-entropy", "weighted-bce"] = Field(
+        default="weighted-cross-entropy",
+        description="cross-entropy over classes (weighted: by the class weights), or for one output the "
+        "binary cross-entropy weighted on the positive class",
+    )
+    class_weight_mu: Annotated[float, Field(gt=0)] = Field(
+        default=0.15,
+        description="mu of the log-smoothed inverse-frequency class weights max(1, ln(mu N / n_c)) that "
+        "weight the loss and the sampler (strokedata.sampling.class_weights)",
+    )
     weighted_sampler: bool = Field(default=True, description="draw training samples by class weight")
     augment: list[Literal["flip-y", "flip-z", "rotate-z"]] = Field(
         default_factory=list, description="augmentation on the cached tensors, seeded per epoch"

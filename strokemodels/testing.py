@@ -10,10 +10,10 @@ breaks the contract.
         check(name)
 
 Networks: a forward pass on a batch of the spec's input shape gives the task's output shape (on the meta
-device: shapes without arithmetic); the spec's
-parameter count is the network's; the same seed gives the same weights and outputs (another seed other
-weights); a state dict round-trips. Rules: they fit and predict through the same interface on synthetic
-patients, and their state round-trips through JSON. Both: predictions written by ``predict``'s writer are
+device: shapes without arithmetic); the spec's parameter count is the network's; the same seed gives
+the same weights and outputs (another seed other weights); a state dict round-trips. Rules: they fit and
+predict through the same interface on synthetic patients, and their state round-trips through JSON.
+Both (networks of the tasks that train): the model's own outputs, written by ``predict``'s writer, are
 accepted by ``score``'s reader.
 """
 
@@ -34,6 +34,7 @@ from strokemodels.benchmark.tasks import TASKS
 from strokemodels.registry import ModelEntry, get_model, list_models
 from strokemodels.spec import MODEL_NAME_PATTERN
 from strokemodels.training.outputs import Output, write_predictions
+from strokemodels.training.train import TRAINABLE_NETWORK_TASKS
 from strokemodels.zoo.rules import PatientImages
 
 Check = Callable[[str], None]
@@ -76,8 +77,21 @@ def _input(entry: ModelEntry, batch: int = 1, size: tuple[int, ...] | None = Non
     return torch.from_numpy(np.random.default_rng(0).random((batch, *shape), dtype=np.float32))
 
 
+def network_output_shape(task: str, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Return the logits a network gives for one input of ``input_shape`` (channels first): one per class
+    (occlusion), one (recanalization: favourable), one per atlas region (clot-regions, for the slice or
+    volume given), one per voxel of the input's grid (core)."""
+    if task == "occlusion":
+        return (len(TASKS[task].classes),)
+    if task == "recanalization":
+        return (1,)
+    if task == "clot-regions":
+        return (N_REGIONS,)
+    return tuple(input_shape[1:])
+
+
 def _check_forward_shape(name: str) -> None:
-    """A batch of two inputs of the spec's (paper's) shape gives (2, classes) for a classification task.
+    """A batch of two inputs of the spec's (paper's) shape gives (2, *network_output_shape).
 
     Run on torch's meta device: shapes and dtypes are propagated through every operation without
     computing a value, so the paper's full input size costs about a second instead of a minute.
@@ -88,8 +102,7 @@ def _check_forward_shape(name: str) -> None:
     model.to("meta")
     with torch.inference_mode():
         logits = model(torch.empty(2, *entry.spec.input_shape, device="meta"))
-    classes = len(TASKS[entry.spec.task].classes)
-    expected = (2, 1 if entry.spec.task == "recanalization" else classes)
+    expected = (2, *network_output_shape(entry.spec.task, entry.spec.input_shape))
     assert tuple(logits.shape) == expected, f"{name}: output {tuple(logits.shape)}, expected {expected}"
 
 
@@ -176,14 +189,29 @@ def _check_rule(name: str) -> None:
         assert np.array_equal(restored.predict(patient), output), f"{name}: the state did not round-trip"
 
 
+def _own_outputs(name: str) -> dict[str, Output]:
+    """Return a model's outputs for four synthetic patients: a network's class probabilities (on small
+    random inputs), a rule's predictions after fitting on synthetic patients."""
+    entry = get_model(name)
+    if entry.spec.kind == "rule":
+        patients = synthetic_patients(entry.spec.task, entry.spec.inputs)
+        rule = entry.build(entry.spec, 0)
+        rule.fit(patients)
+        return {p.patient_id: Output(rule.predict(p), np.eye(4)) for p in patients[:4]}
+    import torch
+
+    from strokemodels.training.networks import class_probabilities
+
+    _, model = _network(name)
+    with torch.inference_mode():
+        rows = class_probabilities(model(_input(entry, 4, (32, 32, 8))))
+    return {f"p{index}": Output(row) for index, row in enumerate(rows)}
+
+
 def _check_predictions_scored(name: str) -> None:
-    """Outputs of the task's shape written by predict's writer are read by score's reader."""
+    """The model's own outputs, written by predict's writer, are read by score's reader."""
     task = get_model(name).spec.task
-    rng = np.random.default_rng(1)
-    outputs = {}
-    for index in range(4):
-        values = rng.random(output_shape(task, GRID))
-        outputs[f"p{index}"] = Output(values / values.sum() if task == "occlusion" else values, np.eye(4))
+    outputs = _own_outputs(name)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "predictions.csv"
         write_predictions(task, outputs, path, slice_level=task == "clot-regions")
@@ -197,12 +225,13 @@ def model_checks(names: Iterable[str] | None = None) -> list[tuple[str, Check]]:
     chosen = list(names) if names is not None else [spec.name for spec in list_models()]
     pairs: list[tuple[str, Check]] = []
     for name in chosen:
-        kind = get_model(name).spec.kind
-        checks: list[Check] = [_check_spec, _check_predictions_scored]
-        checks += (
-            [_check_rule]
-            if kind == "rule"
-            else [_check_forward_shape, _check_parameters, _check_seeded, _check_state_dict]
-        )
+        spec = get_model(name).spec
+        checks: list[Check] = [_check_spec]
+        if spec.kind == "rule":
+            checks += [_check_rule, _check_predictions_scored]
+        else:
+            checks += [_check_forward_shape, _check_parameters, _check_seeded, _check_state_dict]
+            if spec.task in TRAINABLE_NETWORK_TASKS:  # the others' networks do not train or predict yet
+                checks.append(_check_predictions_scored)
         pairs += [(name, check) for check in checks]
     return pairs

@@ -38,3 +38,17 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     module = tmp_path / "bad.py"
     module.write_text("import typer\nfrom strokemodels.zoo import x\n")
     assert _imports(module) >= {"typer", "strokemodels"}
+
+
+def test_every_package_is_installed_by_a_regular_install() -> None:
+    """pyproject.toml lists its packages by name: a folder missing there works in an editable install and
+    breaks `pip install .`."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for package in FORBIDDEN
+        for init in (ROOT / package).rglob("__init__.py")
+    }
+    assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"

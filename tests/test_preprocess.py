@@ -20,6 +20,7 @@ from strokedata.manifest import PATIENT_MANIFEST, PatientManifest
 from strokedata.phantoms import generate_dataset, preset
 from strokedata.preprocess import PIPELINES, PreprocessError, preprocess_dataset
 from strokedata.preprocess.run import cache_key, file_sha256
+from strokedata.splits import dataset_hash
 from tests.builders import tree_digest
 
 runner = CliRunner()
@@ -141,9 +142,12 @@ def test_changed_input_or_parameter_redoes_exactly_what_it_affects(phantoms: Pat
     data = json.loads(manifest_path.read_text())
     data["clinical"]["age"] = 33
     manifest_path.write_text(json.dumps(data))
+    before = load_dataset(out).card.derived_from
     report = preprocess_dataset(source, "core", out, jobs=1)
     assert report.ids("written") == [first]
     assert load_dataset(out).patients[first].clinical["age"] == 33
+    after = load_dataset(out).card.derived_from  # a split of the changed input fits, not one of the old
+    assert after == [dataset_hash(load_dataset(source))] and before != after
     report = preprocess_dataset(source, "core", out, parameters={"frames": 20}, jobs=1)
     assert report.ids("written") == sorted(load_dataset(source).ids)
     assert read_volume(load_dataset(out).image_path(first, "CTP"), MAX_VOXELS).header.shape[3] == 20  # type: ignore[arg-type]
@@ -164,6 +168,7 @@ def test_failing_patient_is_reported_and_the_others_written(phantoms: Path, tmp_
     out = tmp_path / "out"
     report = preprocess_dataset(source, "core", out, jobs=1)
     assert [o.patient_id for o in report.failed] == [ids[1]]
+    assert load_dataset(out).card.derived_from == []  # incomplete: no split of the input fits it yet
     assert broken.name in report.failed[0].reason
     assert report.ids("written") == [i for i in ids if i != ids[1]]
     assert not (out / ids[1]).exists()

@@ -21,8 +21,11 @@ SHRINK = (
     (r"-n 60\b", "-n 16"),
     (r"--preset realistic", "--preset tiny"),
     (r"(--jobs|-j) 2\b", r"\1 1"),
+    (r"--input-size 64,64,16\b", "--input-size 32,32,8"),
+    (r"--epochs 2\b", "--epochs 1"),
 )
-"""Smaller cohorts, the tiny preset and one job: the same commands, a tenth of the time."""
+"""Smaller cohorts and inputs, the tiny preset, one job and one epoch: the same commands, a tenth of the
+time."""
 
 
 def _block(after: str, language: str = "bash") -> str:
@@ -75,4 +78,4 @@ def test_the_main_command_and_every_tour_line_run_in_order(
             done = subprocess.run(["bash", "-c", shrunk], capture_output=True, text=True, cwd=tmp_path)
             assert done.returncode == 0, f"{shrunk}\n{done.stderr}"
     assert (tmp_path / "p00000.png").is_file() and (tmp_path / "p00003.png").is_file()
-    assert "no-m2" in (tmp_path / "leaderboard.jsonl").read_text()
+    assert "cbam3d" in (tmp_path / "leaderboard.jsonl").read_text()

@@ -20,7 +20,8 @@ from strokedata.manifest import Modality
 from strokedata.preprocess import preprocess_dataset
 from strokedata.splits import make_split, write_split
 from strokemodels.training.cache import CacheSpec, build_cache
-from strokemodels.training.run import LAST, METRICS_FILE
+from strokemodels.training.outputs import Output, _probabilities, combine
+from strokemodels.training.run import BEST, LAST, METRICS_FILE, read_record
 from strokemodels.training.train import TrainRequest, train
 from tests.builders import build_dataset
 
@@ -31,13 +32,14 @@ SIZE = (16, 16, 8)
 @pytest.fixture(scope="module")
 def occlusion_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Twelve tiny patients (three of each site, three without a label) through the occlusion pipeline
-    (registration off: seconds, not minutes), and a split with a test set and two folds."""
+    (registration off: seconds, not minutes), and a split of the raw dataset with a test set and two
+    folds."""
     folder = tmp_path_factory.mktemp("zoo")
     raw = build_dataset(folder / "raw", n_patients=12)
+    split, _ = make_split(raw, ["occlusion"], test_size=0.25, folds=2, seed=0, missing="exclude", jobs=1)
+    write_split(split, folder / "split.json")  # made on the raw dataset: it fits the preprocessed one
     pre = folder / "pre"
     assert preprocess_dataset(raw, "occlusion", pre, parameters={"registration": None}, jobs=1).ok
-    split, _ = make_split(pre, ["occlusion"], test_size=0.25, folds=2, seed=0, missing="exclude", jobs=1)
-    write_split(split, folder / "split.json")
     return pre, folder / "split.json"
 
 
@@ -52,6 +54,14 @@ def _request(data: tuple[Path, Path], out: Path, **changes: object) -> TrainRequ
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = torch.load(run / LAST, weights_only=False)["state_dict"]
     return state
+
+
+def _same_best(a: Path, b: Path) -> None:
+    """best.pt of both runs holds the same epoch and weights, and run.json says which."""
+    first, second = (torch.load(run / BEST, weights_only=True) for run in (a, b))
+    assert first["epoch"] == second["epoch"] == read_record(b).best_epoch
+    for key, value in first["state_dict"].items():
+        assert torch.equal(value, second["state_dict"][key]), key
 
 
 def _same_run(a: Path, b: Path) -> None:
@@ -79,8 +89,32 @@ def test_the_loss_falls_a_resumed_run_is_the_same_and_loader_workers_change_noth
         train(interrupted)
     train(_request(occlusion_data, tmp_path / "resumed", resume=True))
     _same_run(straight, tmp_path / "resumed")
+    _same_best(straight, tmp_path / "resumed")
     workers = train(_request(occlusion_data, tmp_path / "workers", loader_workers=2))
     _same_run(straight, workers)
+
+
+def test_an_interruption_between_the_two_checkpoints_is_repaired_on_resume(
+    occlusion_data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    straight = train(_request(occlusion_data, tmp_path / "straight", epochs=1))
+    from strokemodels.training import networks
+
+    writes = networks.atomic_write_bytes
+
+    def killed_before_best(path: Path, data: bytes) -> None:
+        if path.name == BEST:  # epoch 1 is always the best so far: killed after last.pt, before best.pt
+            raise KeyboardInterrupt
+        writes(path, data)
+
+    monkeypatch.setattr(networks, "atomic_write_bytes", killed_before_best)
+    with pytest.raises(KeyboardInterrupt):
+        train(_request(occlusion_data, tmp_path / "cut", epochs=1))
+    monkeypatch.setattr(networks, "atomic_write_bytes", writes)
+    assert (tmp_path / "cut" / LAST).is_file() and not (tmp_path / "cut" / BEST).exists()
+    train(_request(occlusion_data, tmp_path / "cut", epochs=1, resume=True))  # nothing left but the repair
+    _same_run(straight, tmp_path / "cut")
+    _same_best(straight, tmp_path / "cut")
 
 
 def test_the_cache_is_reused_until_an_input_changes(
@@ -204,6 +238,27 @@ def test_fold_ensembles_and_rules_are_predicted_and_scored(
         ],
     )
     assert mixed.exit_code == 2 and "cannot join an ensemble" in mixed.output
+    damaged = Path(shutil.copytree(folds / "fold0", tmp_path / "damaged"))
+    (damaged / BEST).write_bytes(b"not a checkpoint")
+    result = runner.invoke(app, ["predict", "--run", str(damaged), *test, "--out", str(tmp_path / "d.csv")])
+    assert result.exit_code == 2 and "cannot be read as a checkpoint" in result.output
+    rule = Path(shutil.copytree(tmp_path / "runs" / "tmax-territory", tmp_path / "damaged-rule"))
+    for text in ("[1, 2]", '{"model": "tmax-territory", "state": {"aca": 1}}'):
+        (rule / "rule.json").write_text(text)
+        result = runner.invoke(app, ["predict", "--run", str(rule), *test, "--out", str(tmp_path / "r.csv")])
+        assert result.exit_code == 2 and "rule.json" in result.output, result.output
+    seen = runner.invoke(
+        app, ["predict", "--run", str(folds), "--dataset", str(pre), "--out", str(tmp_path / "all.csv")]
+    )
+    assert seen.exit_code == 0 and "training or validation partition" in seen.output
+
+
+def test_vote_probabilities_agree_with_the_vote_after_rounding() -> None:
+    members = [Output(np.array(p)) for p in ([0.4, 0.45, 0.15], [0.4, 0.45, 0.15], [0.6, 0.3, 0.1])]
+    voted = combine("occlusion", members, "vote")
+    assert int(np.argmax(voted.values)) == 1  # M1 has two votes though ICA-T has the higher mean
+    rounded = _probabilities(voted.values)
+    assert int(np.argmax(rounded)) == 1 and rounded[1] > rounded[0] and round(float(rounded.sum()), 6) == 1
 
 
 def test_bad_requests_get_a_message_and_exit_2(occlusion_data: tuple[Path, Path], tmp_path: Path) -> None:
@@ -282,3 +337,111 @@ def test_bad_requests_get_a_message_and_exit_2(occlusion_data: tuple[Path, Path]
         ],
     )
     assert unprocessed.exit_code == 2 and "strokedata preprocess" in unprocessed.output
+    resumed = runner.invoke(
+        app,
+        [
+            "train",
+            "--task",
+            "occlusion",
+            "--model",
+            "majority-occlusion",
+            *common[:-2],
+            "--out",
+            str(run),
+            "--resume",
+        ],
+    )
+    assert resumed.exit_code == 2 and "trained by strokebench 0.0.1" in resumed.output
+    zero = runner.invoke(app, ["train", "--task", "occlusion", "--model", "cbam3d", *common, "--lr", "0"])
+    assert zero.exit_code == 2 and "learning rate must be above 0" in zero.output
+
+
+def test_a_split_of_another_dataset_with_the_same_ids_is_refused(
+    occlusion_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    pre, split = occlusion_data
+    twin = Path(shutil.copytree(pre.parent / "raw", tmp_path / "twin"))
+    manifest = twin / "p000" / "patient.json"
+    manifest.write_text(manifest.read_text().replace('"site": "', '"site": "other-'))  # same ids, other data
+    twin_split, _ = make_split(
+        twin, ["occlusion"], test_size=0.25, folds=2, seed=0, missing="exclude", jobs=1
+    )
+    write_split(twin_split, tmp_path / "twin.json")
+    for command in (
+        [
+            "train",
+            "--task",
+            "occlusion",
+            "--model",
+            "majority-occlusion",
+            "--fold",
+            "0",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        ["predict", "--run", str(tmp_path / "r"), "--partition", "test", "--out", str(tmp_path / "p.csv")],
+    ):
+        if command[0] == "predict":  # a run to predict with, trained on the right split
+            base = ["--task", "occlusion", "--model", "majority-occlusion", "--dataset", str(pre)]
+            ok = runner.invoke(
+                app, ["train", *base, "--split", str(split), "--fold", "0", "--out", str(tmp_path / "r")]
+            )
+            assert ok.exit_code == 0, ok.output
+        result = runner.invoke(app, [*command, "--dataset", str(pre), "--split", str(tmp_path / "twin.json")])
+        assert result.exit_code == 2 and "was made on another dataset than" in result.output, result.output
+
+
+def test_a_patient_without_an_input_image_is_named(occlusion_data: tuple[Path, Path], tmp_path: Path) -> None:
+    pre, split = occlusion_data
+    copy = Path(shutil.copytree(pre, tmp_path / "copy"))
+    chosen = json.loads(split.read_text())["folds"][0]["train"][0]
+    manifest = load_dataset(copy).patients[chosen]
+    kept = {m: path for m, path in manifest.images.items() if m != Modality.TMAX}
+    (copy / chosen / "patient.json").write_text(
+        manifest.model_copy(update={"images": kept}).model_dump_json()
+    )
+    (copy / chosen / manifest.images[Modality.TMAX]).unlink()
+    command = ["train", "--task", "occlusion", "--model", "tmax-territory", "--dataset", str(copy)]
+    result = runner.invoke(
+        app, [*command, "--split", str(split), "--fold", "0", "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 2 and chosen in result.output and "TMAX" in result.output, result.output
+
+
+def test_a_binary_network_trains_with_weighted_bce_and_is_scored(
+    occlusion_data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recanalization network (one logit) trains with the positive class weighted, predicts and is
+    scored: the binary path of the machinery, which no zoo network of this release takes."""
+    from strokemodels import registry
+    from strokemodels.spec import ModelSpec, Recipe
+
+    registry.list_models()  # the built-in models are loaded before the registry is swapped
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    spec = ModelSpec(
+        name="test-binary", task="recanalization", kind="learned", summary="mean CBF through a linear layer",
+        inputs=[Modality.CBF], pipeline="none", input_shape=(1, 8, 8, 4), parameters=2, citation="a test",
+        recipe=Recipe(epochs=2, batch_size=2, loss="weighted-bce", augment=[], class_weight_mu=1.0),
+    )  # fmt: skip
+
+    @registry.register_model(spec)
+    def build(spec: ModelSpec, seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten(), torch.nn.Linear(1, 1))
+
+    raw, split = occlusion_data[0].parent / "raw", occlusion_data[1]
+    data = ["--dataset", str(raw), "--split", str(split)]
+    common = ["--task", "recanalization", "--model", "test-binary", *data, "--cache", str(tmp_path / "c")]
+    trained = runner.invoke(app, ["train", *common, "--fold", "0", "--out", str(tmp_path / "run")])
+    assert trained.exit_code == 0, trained.output
+    rows = (tmp_path / "run" / METRICS_FILE).read_text().splitlines()
+    assert rows[0].split(",")[3:] == [
+        f"val_{m}" for m in ("roc_auc", "accuracy", "precision", "sensitivity", "specificity")
+    ]
+    assert all(np.isfinite(float(row.split(",")[1])) for row in rows[1:])
+    test = [*data, "--partition", "test"]
+    out = tmp_path / "binary.csv"
+    predicted = runner.invoke(app, ["predict", "--run", str(tmp_path / "run"), *test, "--out", str(out)])
+    assert predicted.exit_code == 0, predicted.output
+    scored = runner.invoke(app, ["score", str(out), "--task", "recanalization", *test, "--bootstrap", "10"])
+    assert scored.exit_code == 0, scored.output

@@ -38,6 +38,7 @@ from strokedata.manifest import (
 )
 from strokedata.outputs import check_output_folder
 from strokedata.preprocess.pipelines import Pipeline, PipelineParams, get_pipeline
+from strokedata.splits.model import dataset_hash
 from strokedata.staging import remove_leftovers, staged_folder
 from strokedata.subjects import patient_subject
 
@@ -276,22 +277,33 @@ def _prepare_output(root: Path, out: Path, card: DatasetCard) -> None:
         raise PreprocessError(f"--out {out} lies inside the input dataset {root}; choose a folder outside it")
     if root.resolve().is_relative_to(out.resolve()):
         raise PreprocessError(f"the input dataset {root} lies inside --out {out}; choose another folder")
-    text = card.model_dump_json(indent=2) + "\n"
     if out.exists():
         if not out.is_dir():
             raise PreprocessError(f"--out {out} is a file; give a folder")
         existing = out / DATASET_CARD
         if existing.is_file():
-            if existing.read_text(encoding="utf-8") != text:
+            found = _read_card(existing)
+            if found is None or found.model_dump(exclude={"derived_from"}) != card.model_dump(
+                exclude={"derived_from"}
+            ):
                 raise PreprocessError(
                     f"{out} holds another dataset ({DATASET_CARD} differs: another input or pipeline); "
                     "choose an empty folder"
                 )
+            card = found  # its sources are recorded again when this run completes
         elif any(out.iterdir()):
             raise PreprocessError(f"{out} is not empty and holds no {DATASET_CARD}; choose an empty folder")
         remove_leftovers(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / DATASET_CARD, text)
+    atomic_write_text(out / DATASET_CARD, card.model_dump_json(indent=2) + "\n")
+
+
+def _read_card(path: Path) -> DatasetCard | None:
+    """Return the dataset card at ``path``, or None when it is not a valid card."""
+    try:
+        return DatasetCard.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def resolve_parameters(pipeline: Pipeline, overrides: Mapping[str, Any] | None) -> PipelineParams:
@@ -360,6 +372,13 @@ def preprocess_dataset(
         remove_leftovers(out_path)
         raise
     report.outcomes.sort(key=lambda outcome: outcome.patient_id)
+    if report.ok:  # every patient is up to date: a split of the input (or of its sources) fits the output
+        card = _output_card(dataset.card, chosen)
+        sources = [dataset_hash(dataset), *dataset.card.derived_from]
+        atomic_write_text(
+            out_path / DATASET_CARD,
+            card.model_copy(update={"derived_from": sources}).model_dump_json(indent=2) + "\n",
+        )
     inputs = set(dataset.ids)
     report.stale = sorted(
         entry.name

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from strokedata import __version__
 from strokedata.executor import Executor, Progress, executor_for, map_reporting
 from strokedata.io import atomic_write_bytes, atomic_write_text
 from strokedata.manifest import PATIENT_MANIFEST, Modality, PatientManifest
@@ -49,6 +50,7 @@ class CacheSpec:
         """Return the hash naming this spec's cache folder for a dataset."""
         described = {
             "format": CACHE_FORMAT,
+            "tool_version": __version__,  # how inputs are loaded and resized may change with it
             "dataset": str(dataset_root.resolve()),
             "inputs": [m.value for m in self.inputs],
             "size": list(self.size),
@@ -141,6 +143,7 @@ def _entry(job: _Job) -> tuple[str, Path, bool]:
         return manifest.patient_id, array_path, False
     buffer = io.BytesIO()
     np.save(buffer, _input_array(job, manifest))
+    record_path.unlink(missing_ok=True)  # never an old record beside a new array, whatever is interrupted
     atomic_write_bytes(array_path, buffer.getvalue())
     atomic_write_text(record_path, record)
     return manifest.patient_id, array_path, True

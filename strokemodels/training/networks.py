@@ -9,16 +9,13 @@ saved in every checkpoint). Loader workers only read arrays, so their number cha
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from strokedata.executor import Progress
 from strokedata.io import atomic_write_bytes, atomic_write_text
@@ -29,6 +26,8 @@ from strokemodels.benchmark.tasks import TASKS
 from strokemodels.errors import RunError
 from strokemodels.registry import ModelEntry
 from strokemodels.training.cache import CacheSpec, build_cache, default_cache_root
+from strokemodels.training.checkpoints import CHECKPOINT_FORMAT, checkpoint_bytes, load_checkpoint
+from strokemodels.training.inputs import CachedInputs, EpochShuffle, augment
 from strokemodels.training.partitions import TrainingData, task_label
 from strokemodels.training.run import (
     BEST,
@@ -43,81 +42,6 @@ from strokemodels.training.run import (
 
 if TYPE_CHECKING:
     from strokemodels.training.train import EpochReport, TrainRequest
-
-CHECKPOINT_FORMAT = 1
-ROTATION_DEGREES = 10.0
-
-
-class CachedInputs(Dataset[tuple[torch.Tensor, int, int]]):
-    """A map-style dataset of cached inputs: item i is (the array as a float32 tensor, label, i)."""
-
-    def __init__(self, arrays: Sequence[Path], labels: Sequence[int]) -> None:
-        self.arrays, self.labels = list(arrays), list(labels)
-
-    def __len__(self) -> int:
-        """Return the number of patients."""
-        return len(self.arrays)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        """Return patient ``index``'s input (read through a memory map), its label and its index."""
-        return (
-            torch.from_numpy(np.array(np.load(self.arrays[index], mmap_mode="r"))),
-            self.labels[index],
-            index,
-        )
-
-
-class EpochShuffle:
-    """Every index once per epoch, in an order drawn from (seed, epoch): a sampler like WeightedSampler."""
-
-    def __init__(self, count: int, seed: int) -> None:
-        self.count, self.seed, self.epoch = count, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose order the next iteration yields."""
-        self.epoch = epoch
-
-    def __iter__(self) -> Any:
-        """Return an iterator over this epoch's order."""
-        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.count).tolist())
-
-    def __len__(self) -> int:
-        """Return the number of indices per epoch."""
-        return self.count
-
-
-def augment(
-    batch: torch.Tensor, indices: Sequence[int], kinds: Sequence[str], seed: int, epoch: int
-) -> torch.Tensor:
-    """Return the batch (B, C, X, Y, Z) augmented per sample from (seed, epoch, index): 'rotate-z' turns
-    every axial slice by up to 10 degrees (bilinear), 'flip-y' and 'flip-z' flip those axes by chance.
-    The draws are made on the CPU; the arithmetic runs where the batch is (on the GPU when training there)."""
-    if not kinds:
-        return batch
-    out = []
-    for sample, index in zip(batch, indices, strict=True):
-        rng = np.random.default_rng([seed, epoch, int(index)])
-        if "rotate-z" in kinds:
-            angle = np.deg2rad(rng.uniform(-ROTATION_DEGREES, ROTATION_DEGREES))
-            cos, sin = float(np.cos(angle)), float(np.sin(angle))
-            # grid_sample's 3D grid is (x=W: the last axis, y=H, z=D); the volume axes (X, Y, Z) are (D, H, W)
-            rows = [[1.0, 0, 0, 0], [0, cos, -sin, 0], [0, sin, cos, 0]]
-            theta = torch.tensor(rows, dtype=sample.dtype, device=sample.device)
-            grid = F.affine_grid(theta[None], [1, *sample.shape], align_corners=False)
-            sample = F.grid_sample(
-                sample[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
-            )[0]
-        for kind, axis in (("flip-y", 2), ("flip-z", 3)):
-            if kind in kinds and rng.random() < 0.5:
-                sample = torch.flip(sample, dims=[axis])
-        out.append(sample)
-    return torch.stack(out)
-
-
-def _checkpoint_bytes(payload: dict[str, Any]) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    return buffer.getvalue()
 
 
 def class_probabilities(logits: torch.Tensor) -> np.ndarray:
@@ -168,12 +92,28 @@ def predict_probabilities(
     return found
 
 
-def _loss(parameters: TrainParameters, labels: Sequence[int], classes: int, device: str) -> Any:
-    """Return the recipe's loss: cross-entropy, weighted by the log-smoothed inverse frequencies of the
-    training labels for 'weighted-cross-entropy'."""
-    if parameters.loss == "weighted-cross-entropy":
-        weights = torch.tensor(class_weights(labels, n_classes=classes, empty="zero"), dtype=torch.float32)
-        return torch.nn.CrossEntropyLoss(weight=weights.to(device))
+class BinaryLoss(torch.nn.Module):
+    """Binary cross-entropy of one logit per sample against 0/1 labels, the positive class weighted."""
+
+    def __init__(self, positive_weight: float) -> None:
+        super().__init__()
+        self.bce = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([positive_weight]))
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Return the mean loss of (B, 1) logits against (B,) labels."""
+        return self.bce(logits[:, 0], labels.to(logits.dtype))  # type: ignore[no-any-return]
+
+
+def _loss(parameters: TrainParameters, weights: np.ndarray, outputs: int) -> torch.nn.Module:
+    """Return the recipe's loss for a network of ``outputs`` logits: cross-entropy over the classes, or
+    binary cross-entropy for one logit; weighted by the class weights for the 'weighted-' losses (for one
+    logit, the positive class by the ratio of the two weights)."""
+    weighted = parameters.loss.startswith("weighted")
+    if outputs == 1:
+        positive = float(weights[1] / weights[0]) if weighted and weights[0] > 0 else 1.0
+        return BinaryLoss(positive)
+    if weighted:
+        return torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
     return torch.nn.CrossEntropyLoss()
 
 
@@ -181,7 +121,7 @@ def _optimizer(parameters: TrainParameters, model: Any) -> Any:
     """Return the recipe's optimiser over the model's parameters."""
     rate, decay = parameters.learning_rate, parameters.weight_decay
     if parameters.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=rate, momentum=0.9, weight_decay=decay)
+        return torch.optim.SGD(model.parameters(), lr=rate, momentum=parameters.momentum, weight_decay=decay)
     kind = torch.optim.AdamW if parameters.optimizer == "adamw" else torch.optim.Adam
     return kind(model.parameters(), lr=rate, weight_decay=decay)
 
@@ -199,7 +139,8 @@ class NetworkTraining:
         self.val_labels = {m.patient_id: task_label(self.spec.task, m) or 0 for m in data.val}
         self.val_ids = [m.patient_id for m in data.val]
         classes = len(TASKS[self.spec.task].classes)
-        weights = class_weights(self.train_labels, n_classes=classes, empty="zero")
+        mu = self.parameters.class_weight_mu
+        weights = class_weights(self.train_labels, n_classes=classes, mu=mu, empty="zero")
         self.sampler: WeightedSampler | EpochShuffle = (
             WeightedSampler(sample_weights(self.train_labels, weights), seed=self.parameters.seed)
             if self.parameters.weighted_sampler
@@ -214,10 +155,12 @@ class NetworkTraining:
             if self.parameters.schedule == "cosine"
             else torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
         )
-        self.loss = _loss(self.parameters, self.train_labels, classes, self.device)
+        outputs = 1 if self.spec.task == "recanalization" else classes
+        self.loss = _loss(self.parameters, weights, outputs).to(self.device)
         self.rows: list[dict[str, float | int]] = []
         self.best: tuple[float, int] | None = None
         self.first_epoch = 0
+        self.timings: list[str] = []
 
     def load_data(self, progress: Progress | None) -> None:
         """Build (or reuse) the training cache and the loaders; record the cache folder in run.json."""
@@ -230,7 +173,8 @@ class NetworkTraining:
             jobs=self.request.jobs,
             progress=progress,
         )
-        write_record(self.folder, self.record.model_copy(update={"cache": str(cache.folder)}))
+        self.record = self.record.model_copy(update={"cache": str(cache.folder)})
+        write_record(self.folder, self.record)
         train_set = CachedInputs([cache.arrays[m.patient_id] for m in self.data.train], self.train_labels)
         val_set = CachedInputs(
             [cache.arrays[pid] for pid in self.val_ids], [self.val_labels[p] for p in self.val_ids]
@@ -240,9 +184,11 @@ class NetworkTraining:
         # which dropout uses: otherwise persistent workers (one draw per run instead of one per epoch)
         # would change the weights. Workers live across epochs; pinned batches copy to a GPU as it computes.
         keep, pin = workers > 0, self.device == "cuda"
+        # an incomplete last batch is left out (it could hold one sample: no batch statistics)
         self.train_loader: DataLoader[tuple[torch.Tensor, int, int]] = DataLoader(
             train_set, batch, sampler=self.sampler, num_workers=workers, persistent_workers=keep,
             pin_memory=pin, generator=torch.Generator().manual_seed(self.parameters.seed),
+            drop_last=len(train_set) > batch,
         )  # fmt: skip
         self.val_loader: DataLoader[tuple[torch.Tensor, int, int]] = DataLoader(
             val_set, batch, num_workers=workers, persistent_workers=keep, pin_memory=pin,
@@ -251,19 +197,41 @@ class NetworkTraining:
 
     def resume(self) -> None:
         """Continue from the run folder's last checkpoint: weights, optimiser, schedule, torch's random
-        state, the metrics so far and the best epoch."""
-        state = torch.load(self.folder / LAST, map_location=self.device, weights_only=False)
-        if state.get("model") != self.spec.name:
+        state, the metrics so far and the best epoch (best.pt remade from last.pt when an interruption
+        fell between writing the two)."""
+        state = load_checkpoint(self.folder / LAST, self.spec.name)
+        try:
+            self.model.load_state_dict(state["state_dict"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            if self.device == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+            self.rows, best, self.first_epoch = list(state["rows"]), state["best"], int(state["epoch"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise RunError(
-                f"{self.folder / LAST} holds a checkpoint of {state.get('model')}, not {self.spec.name}"
-            )
-        self.model.load_state_dict(state["state_dict"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        if self.device == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.rows, self.best, self.first_epoch = state["rows"], state["best"], state["epoch"] + 1
+                f"{self.folder / LAST} does not fit this run ({reason}); train into a new --out"
+            ) from None
+        self.best = None if best is None else (float(best[0]), int(best[1]))
+        if self.best is not None:
+            best_payload = self._best_payload(state)
+            if self.best[1] == self.first_epoch:  # last.pt is the best: best.pt may not have followed
+                path = self.folder / BEST
+                if (load_checkpoint(path, self.spec.name) if path.is_file() else {}).get(
+                    "epoch"
+                ) != self.first_epoch:
+                    atomic_write_bytes(path, checkpoint_bytes(best_payload))
+            found = {
+                "best_epoch": self.best[1],
+                "best_metric": best_payload["metric"][self.parameters.select_by],
+            }
+            self.record = self.record.model_copy(update=found)
+            write_record(self.folder, self.record)
+        timings = self.folder / TIMINGS_FILE
+        lines = timings.read_text(encoding="utf-8").splitlines()[1:] if timings.is_file() else []
+        done = {str(epoch) for epoch in range(1, self.first_epoch + 1)}
+        self.timings = [line for line in lines if line.split(",")[0] in done]
 
     def train_epoch(self, epoch: int) -> float:
         """Train one epoch and return its mean loss."""
@@ -285,25 +253,30 @@ class NetworkTraining:
             seen += len(labels)
         return total / max(seen, 1)
 
+    def _best_payload(self, last: dict[str, Any]) -> dict[str, Any]:
+        """Return best.pt's content from last.pt's: the weights and what chose them."""
+        keep = ("format", "model", "spec", "input_size", "epoch", "state_dict")
+        chosen = self.parameters.select_by
+        signed = float(last["best"][0])
+        value = -signed if chosen in TASKS[self.spec.task].lower_is_better else signed
+        return {**{key: last[key] for key in keep}, "metric": {chosen: value}}
+
     def save(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Write best.pt when the epoch is the best so far, then last.pt and metrics.csv."""
+        """Write last.pt (and metrics.csv), then best.pt when the epoch (counted from 1) is the best so
+        far; record the best epoch in run.json."""
         parameters = self.parameters
         chosen = metrics[parameters.select_by]
         signed = -chosen if parameters.select_by in TASKS[self.spec.task].lower_is_better else chosen
-        payload: dict[str, Any] = {
+        improved = chosen == chosen and (self.best is None or signed > self.best[0])
+        if improved:
+            self.best = (signed, epoch)
+        last = {
             "format": CHECKPOINT_FORMAT,
             "model": self.spec.name,
             "spec": self.spec.model_dump(mode="json"),
             "input_size": list(self.size),
             "epoch": epoch,
             "state_dict": self.model.state_dict(),
-        }
-        if chosen == chosen and (self.best is None or signed > self.best[0]):
-            self.best = (signed, epoch + 1)
-            atomic_write_bytes(
-                self.folder / BEST, _checkpoint_bytes({**payload, "metric": {parameters.select_by: chosen}})
-            )
-        resumable = {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -311,13 +284,16 @@ class NetworkTraining:
             "rows": self.rows,
             "best": self.best,
         }
-        atomic_write_bytes(self.folder / LAST, _checkpoint_bytes({**payload, **resumable}))
+        atomic_write_bytes(self.folder / LAST, checkpoint_bytes(last))
         atomic_write_text(self.folder / METRICS_FILE, metrics_csv(self.rows))
+        if improved:
+            atomic_write_bytes(self.folder / BEST, checkpoint_bytes(self._best_payload(last)))
+            self.record = self.record.model_copy(update={"best_epoch": epoch, "best_metric": chosen})
+            write_record(self.folder, self.record)
 
     def run(self, progress: Progress | None, on_epoch: EpochReport | None) -> None:
         """Train from the first epoch not done to the last, validating and saving after each."""
         torch.use_deterministic_algorithms(True, warn_only=True)
-        timings = ["epoch,seconds"]
         for epoch in range(self.first_epoch, self.parameters.epochs):
             began = time.perf_counter()
             train_loss = self.train_epoch(epoch)
@@ -330,9 +306,9 @@ class NetworkTraining:
             row: dict[str, float | int] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": learning_rate}
             row.update({f"val_{name}": value for name, value in metrics.items()})
             self.rows.append(row)
-            self.save(epoch, metrics)
-            timings.append(f"{epoch + 1},{time.perf_counter() - began:.3f}")
-            atomic_write_text(self.folder / TIMINGS_FILE, "\n".join(timings) + "\n")
+            self.save(epoch + 1, metrics)
+            self.timings.append(f"{epoch + 1},{time.perf_counter() - began:.3f}")
+            atomic_write_text(self.folder / TIMINGS_FILE, "\n".join(["epoch,seconds", *self.timings]) + "\n")
             if progress is not None:
                 progress("epochs", epoch + 1, self.parameters.epochs)
             if on_epoch is not None:

@@ -32,6 +32,11 @@ class Output:
     affine: np.ndarray | None = None
 
 
+VOTE_MARGIN = 1e-4
+"""How far a voted class is lifted above the largest mean probability: it stays the largest after the
+probabilities are rounded to six decimals."""
+
+
 def combine(task: str, members: Sequence[Output], how: Ensemble) -> Output:
     """Return the ensemble of several models' outputs for one patient: ``mean`` averages them; ``vote``
     (Papakyriakou et al.'s choice) takes each member's decision and keeps the most frequent, ties broken
@@ -47,7 +52,7 @@ def combine(task: str, members: Sequence[Output], how: Ensemble) -> Output:
         winner = int(np.lexsort((mean, votes))[-1])  # most votes, then the highest mean probability
         if mean.argmax() != winner:  # keep probabilities that agree with the vote: lift the winner
             mean = mean.copy()
-            mean[winner] = mean.max() + 1e-6
+            mean[winner] = mean.max() + VOTE_MARGIN
             mean /= mean.sum()
         return Output(mean, affine)
     decisions = (stacked >= 0.5).mean(axis=0)  # the share of members deciding positive
@@ -92,8 +97,9 @@ def predictions_csv(task: str, outputs: Mapping[str, Output], out: Path, *, slic
 
 def _probabilities(values: np.ndarray) -> np.ndarray:
     """Return class probabilities that sum to 1 at six decimals (what score checks)."""
-    rounded: np.ndarray = np.round(np.asarray(values, dtype=np.float64) / np.sum(values), 6)
-    rounded[int(np.argmax(rounded))] += round(1.0 - float(rounded.sum()), 6)
+    exact = np.asarray(values, dtype=np.float64) / np.sum(values)
+    rounded: np.ndarray = np.round(exact, 6)
+    rounded[int(np.argmax(exact))] += round(1.0 - float(rounded.sum()), 6)  # the leftover to the largest
     return rounded
 
 

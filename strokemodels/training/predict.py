@@ -18,12 +18,12 @@ from strokedata.dataset import Dataset
 from strokedata.executor import Progress
 from strokedata.manifest import PatientManifest
 from strokedata.outputs import check_output_file
-from strokedata.splits import select_partition
+from strokedata.splits import read_split, select_partition
 from strokemodels.errors import RunError
 from strokemodels.registry import get_model
 from strokemodels.spec import ModelSpec
 from strokemodels.training.outputs import Ensemble, Output, combine, write_predictions
-from strokemodels.training.partitions import check_pipeline
+from strokemodels.training.partitions import check_inputs, check_pipeline, check_split_fits
 from strokemodels.training.run import BEST, RunRecord, check_version, read_record
 
 
@@ -46,12 +46,14 @@ class PredictRequest:
 
 @dataclass(frozen=True)
 class PredictSummary:
-    """What a prediction wrote: the file, the task, how many patients and ensemble members."""
+    """What a prediction wrote: the file, the task, how many patients and ensemble members, and the
+    predicted patients some member trained or validated on (their figures flatter the model)."""
 
     out: Path
     task: str
     patients: int
     members: int
+    seen_in_training: list[str]
 
 
 def _members(runs: tuple[Path, ...]) -> list[tuple[Path, RunRecord]]:
@@ -82,6 +84,7 @@ def _patients(request: PredictRequest, dataset: Dataset) -> list[PatientManifest
         raise RunError("give --split and --partition together, or neither")
     manifests = list(dataset)
     if request.split is not None:
+        check_split_fits(dataset, read_split(request.split), request.split)
         manifests = select_partition(manifests, request.split, request.partition or "")
     return manifests
 
@@ -90,11 +93,12 @@ def _network_outputs(
     run: Path, record: RunRecord, dataset: Dataset, manifests: list[PatientManifest], request: PredictRequest
 ) -> dict[str, Output]:
     """Return a network's class probabilities for every patient, from its best checkpoint."""
-    import torch
     from torch.utils.data import DataLoader
 
     from strokemodels.training.cache import CacheSpec, build_cache, default_cache_root
-    from strokemodels.training.networks import CachedInputs, predict_probabilities
+    from strokemodels.training.checkpoints import load_checkpoint
+    from strokemodels.training.inputs import CachedInputs
+    from strokemodels.training.networks import predict_probabilities
     from strokemodels.training.train import resolve_device
 
     path = run / BEST
@@ -103,16 +107,22 @@ def _network_outputs(
             f"{run} has no {BEST}: its training ended before a validated epoch; train or resume it"
         )
     entry = get_model(record.model)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(path, record.model)
     device = resolve_device(request.device)
-    model = entry.build(entry.spec, record.parameters.seed)
-    model.load_state_dict(checkpoint["state_dict"])
+    model = entry.build(record.spec, record.parameters.seed)  # the spec the run trained with
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, TypeError) as error:
+        reason = str(error).splitlines()[0]
+        raise RunError(
+            f"{path} does not fit the {record.model} network ({reason}); train the run again"
+        ) from None
     model.to(device)
     size = record.parameters.input_size or (1, 1, 1)
     cache = build_cache(
         dataset.root,
         manifests,
-        CacheSpec(tuple(entry.spec.inputs), size, entry.spec.pipeline),
+        CacheSpec(tuple(record.spec.inputs), size, record.spec.pipeline),
         cache_root=request.cache_root or default_cache_root(),
         jobs=request.jobs,
     )
@@ -138,6 +148,7 @@ def predict(request: PredictRequest, progress: Progress | None = None) -> Predic
     manifests = _patients(request, dataset)
     spec = members[0][1].spec
     check_pipeline(dataset, spec, manifests)
+    check_inputs(dataset, spec, manifests)
     outputs: list[dict[str, Output]] = []
     for done, (run, record) in enumerate(members, start=1):
         if record.spec.kind == "rule":
@@ -152,4 +163,5 @@ def predict(request: PredictRequest, progress: Progress | None = None) -> Predic
         for m in manifests
     }
     write_predictions(spec.task, combined, request.out, slice_level=request.slice_level)
-    return PredictSummary(request.out, spec.task, len(combined), len(members))
+    seen = {pid for _, record in members for pid in (*record.train_patients, *record.val_patients)}
+    return PredictSummary(request.out, spec.task, len(combined), len(members), sorted(seen & set(combined)))

@@ -68,11 +68,18 @@ def load_rule(folder: Path, entry: ModelEntry) -> Any:
     or names another model."""
     path = folder / RULE
     try:
-        payload = json.loads(path.read_text())
+        payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise RunError(f"{folder} has no readable {RULE}: the rule was never fitted there") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("state"), dict):
+        raise RunError(f"{path} is not a fitted rule's state; train the run again")
     if payload.get("model") != entry.spec.name:
         raise RunError(f"{path} holds {payload.get('model')}, not {entry.spec.name}")
     rule = entry.build(entry.spec, 0)
-    rule.load_state(payload["state"])
+    try:
+        rule.load_state(payload["state"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise RunError(
+            f"{path} does not hold {entry.spec.name}'s state ({error!r}); train the run again"
+        ) from None
     return rule

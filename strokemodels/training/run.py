@@ -32,9 +32,13 @@ class TrainParameters(BaseModel):
     batch_size: Annotated[int, Field(ge=1)]
     learning_rate: Annotated[float, Field(gt=0)]
     weight_decay: Annotated[float, Field(ge=0)]
+    momentum: Annotated[float, Field(ge=0, lt=1)] = Field(
+        description="SGD's momentum (other optimisers: unused)"
+    )
     optimizer: str
     schedule: str
     loss: str
+    class_weight_mu: Annotated[float, Field(gt=0)]
     weighted_sampler: bool
     augment: list[str]
     select_by: str = Field(description="the validation metric that chose the best epoch")
@@ -69,10 +73,20 @@ class RunRecord(BaseModel):
     left_out: list[str] = Field(description="patients of the partitions without the task's label")
     parameters: TrainParameters
     cache: str | None = Field(description="the training cache folder (networks)")
+    best_epoch: int | None = Field(
+        default=None, description="the epoch (from 1) whose weights best.pt holds; None: a rule, or none yet"
+    )
+    best_metric: float | None = Field(
+        default=None, description="its validation value of parameters.select_by"
+    )
 
     def same_run(self, other: RunRecord) -> bool:
-        """Return True when ``other`` describes the same training (everything but the versions)."""
-        keep = {"tool_version", "torch_version", "cuda_version", "python_version", "cache"}
+        """Return True when ``other`` describes the same training (everything but the versions, the cache
+        folder and the progress so far)."""
+        keep = {
+            "tool_version", "torch_version", "cuda_version", "python_version", "cache", "best_epoch",
+            "best_metric",
+        }  # fmt: skip
         return self.model_dump(exclude=keep) == other.model_dump(exclude=keep)
 
 

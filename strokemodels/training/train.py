@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from strokedata.executor import Progress
 from strokedata.outputs import check_output_folder
@@ -23,12 +23,16 @@ from strokemodels.training.run import (
     RUN_FILE,
     RunRecord,
     TrainParameters,
+    check_version,
     read_record,
     versions,
     write_record,
 )
 
 Device = Literal["auto", "cpu", "cuda"]
+_Number = TypeVar("_Number", int, float)
+TRAINABLE_NETWORK_TASKS = ("occlusion", "recanalization")
+"""Tasks whose networks train here: one sample per patient, classified (softmax or one sigmoid)."""
 EpochReport = Callable[[dict[str, float | int]], None]
 """Called with each epoch's metrics row (epoch, train_loss, lr, val_...)."""
 
@@ -77,15 +81,19 @@ def _parameters(entry: ModelEntry, request: TrainRequest) -> TrainParameters:
         raise ZooError(
             f"--select-by {select_by}: not a metric of {spec.task}; choose one of {', '.join(card.metrics)}"
         )
+    if request.learning_rate is not None and not request.learning_rate > 0:
+        raise ZooError(f"--lr {request.learning_rate}: a learning rate must be above 0")
     learned = spec.kind == "learned"
     return TrainParameters(
-        epochs=request.epochs or recipe.epochs if learned else 1,
-        batch_size=request.batch_size or recipe.batch_size,
-        learning_rate=request.learning_rate or recipe.learning_rate,
+        epochs=_given(request.epochs, recipe.epochs) if learned else 1,
+        batch_size=_given(request.batch_size, recipe.batch_size),
+        learning_rate=_given(request.learning_rate, recipe.learning_rate),
         weight_decay=recipe.weight_decay,
+        momentum=recipe.momentum,
         optimizer=recipe.optimizer,
         schedule=recipe.schedule,
         loss=recipe.loss,
+        class_weight_mu=recipe.class_weight_mu,
         weighted_sampler=recipe.weighted_sampler,
         augment=list(recipe.augment),
         select_by=select_by,
@@ -95,6 +103,11 @@ def _parameters(entry: ModelEntry, request: TrainRequest) -> TrainParameters:
         amp=request.amp,
         loader_workers=request.loader_workers,
     )
+
+
+def _given(asked: _Number | None, recipe: _Number) -> _Number:
+    """Return what the request asked for, the recipe's value when it asked for nothing."""
+    return recipe if asked is None else asked
 
 
 def _paper_size(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -133,6 +146,7 @@ def _prepare(folder: Path, record: RunRecord, resume: bool) -> None:
             raise RunError(
                 f"{folder} holds a run already: continue it with --resume, or choose another --out"
             )
+        check_version(folder, existing)
         if not existing.same_run(record):
             raise RunError(
                 f"{folder} holds another run ({existing.model}, fold {existing.fold}, other data or "
@@ -156,6 +170,12 @@ def train(
         raise ZooError(
             f"{request.model} is a {entry.spec.task} model, not a {request.task} one "
             f"(`strokebench models --task {request.task}` lists those)"
+        )
+    if entry.spec.kind == "learned" and entry.spec.task not in TRAINABLE_NETWORK_TASKS:
+        raise ZooError(
+            f"{request.model}: training a {entry.spec.task} network (slice-, patch- or voxel-wise samples) "
+            f"is not part of this release; networks of {' and '.join(TRAINABLE_NETWORK_TASKS)} train, "
+            f"and the {entry.spec.task} rules (`strokebench models --task {entry.spec.task}`)"
         )
     data = training_data(request.dataset, request.split, request.fold, entry.spec)
     record = _record(entry, request, data)

@@ -44,7 +44,8 @@ class RuleModel(Protocol):
     """What ``train`` and ``predict`` need of a rule: fit, predict one patient, and a JSON state."""
 
     def fit(self, patients: Sequence[PatientImages]) -> None:
-        """Fit the rule's free values on the training patients (their labels set)."""
+        """Fit the rule's free values on the training patients (their labels set). The patients may be
+        read from disk one at a time (training.partitions.RulePatients): keep features, not patients."""
 
     def predict(self, patient: PatientImages) -> np.ndarray:
         """Return the task's output for one patient (strokemodels.training.outputs)."""
@@ -90,15 +91,13 @@ def _grid(shape: tuple[int, ...], affine: np.ndarray) -> Any:
     )
 
 
-def territory_shares(
-    tmax: np.ndarray, affine: np.ndarray, tmax_seconds: float, side: str
-) -> dict[str, float]:
-    """Return, per territory of ``side`` ('L' or 'R'), the share of its voxels whose Tmax (scaled so that
-    ``tmax_seconds`` is the value of 1.0) exceeds 6 s, on the template atlas of the image's grid."""
+def territory_shares(seconds: np.ndarray, affine: np.ndarray, side: str) -> dict[str, float]:
+    """Return, per territory of ``side`` ('L' or 'R'), the share of its voxels whose Tmax (in seconds)
+    exceeds 6 s, on the template atlas of the image's grid."""
     from strokedata.phantoms.template import phantom_template
 
-    atlas = phantom_template(_grid(tmax.shape, affine)).atlas
-    hypoperfused = tmax * tmax_seconds > HYPOPERFUSED_S
+    atlas = phantom_template(_grid(seconds.shape, affine)).atlas
+    hypoperfused = seconds > HYPOPERFUSED_S
     shares = {}
     for value, name in enumerate(DEFAULT_ATLAS_REGIONS):
         if name.startswith(f"{side}_"):
@@ -117,9 +116,10 @@ class TmaxTerritory:
     def features(patient: PatientImages) -> tuple[float, float]:
         """Return (ACA share, deep MCA share) of the occluded side, found by the Tmax rule."""
         tmax, affine = patient.images[Modality.TMAX]
-        scale = float(patient.pipeline_parameters.get("tmax_range", (0.0, 1.0))[1]) or 1.0
-        side = occluded_side_from_tmax(np.asarray(tmax, dtype=np.float64), affine)
-        shares = territory_shares(tmax, affine, scale, side)
+        low, high = (float(v) for v in patient.pipeline_parameters.get("tmax_range", (0.0, 1.0)))
+        seconds = low + np.asarray(tmax, dtype=np.float64) * (high - low)  # the pipeline scaled [low, high]
+        side = occluded_side_from_tmax(seconds, affine)
+        shares = territory_shares(seconds, affine, side)
         return shares["ACA"], shares["MCA_deep"]
 
     def _classify(self, aca: float, deep: float) -> int:
@@ -178,18 +178,17 @@ class SpiralThreshold:
 
     def fit(self, patients: Sequence[PatientImages]) -> None:
         """Choose the threshold of 0.0-0.95 (steps of 0.05) with the best per-slice F1 (micro) on the
-        training patients, as the AMI-Net report's sweep."""
-        best = (-1.0, self.threshold)
-        for threshold in self.SWEEP:
-            self.threshold = threshold
-            counts = np.zeros(3)  # true positives, false positives, false negatives
-            for patient in patients:
-                predicted, truth = self.predict(patient).astype(bool), np.asarray(patient.label, dtype=bool)
-                counts += [(predicted & truth).sum(), (predicted & ~truth).sum(), (~predicted & truth).sum()]
-            f1 = 2 * counts[0] / max(2 * counts[0] + counts[1] + counts[2], 1)
-            if f1 > best[0]:
-                best = (f1, threshold)
-        self.threshold = best[1]
+        training patients, as the AMI-Net report's sweep (one pass: each patient read once)."""
+        counts = np.zeros((len(self.SWEEP), 3))  # per threshold: true positives, false positives, negatives
+        for patient in patients:
+            spiral = patient.images[Modality.SPIRAL][0]
+            atlas = np.rint(patient.images[Modality.ATLAS][0]).astype(np.int64)
+            truth = np.asarray(patient.label, dtype=bool)
+            for row, threshold in zip(counts, self.SWEEP, strict=True):
+                predicted = slice_regions(spiral > threshold, atlas).astype(bool)
+                row += [(predicted & truth).sum(), (predicted & ~truth).sum(), (~predicted & truth).sum()]
+        f1 = 2 * counts[:, 0] / np.maximum(2 * counts[:, 0] + counts[:, 1] + counts[:, 2], 1)
+        self.threshold = self.SWEEP[int(np.argmax(f1))]  # the first (lowest) of equal bests
 
     def predict(self, patient: PatientImages) -> np.ndarray:
         """Return (slices, 15) of 0/1 region decisions."""

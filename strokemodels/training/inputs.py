@@ -1,0 +1,81 @@
+"""What a network reads in training: cached inputs through memory maps, the epoch orders, and the
+augmentation of a batch, each drawn from (seed, epoch, sample) alone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+ROTATION_DEGREES = 10.0
+
+
+class CachedInputs(Dataset[tuple[torch.Tensor, int, int]]):
+    """A map-style dataset of cached inputs: item i is (the array as a float32 tensor, label, i)."""
+
+    def __init__(self, arrays: Sequence[Path], labels: Sequence[int]) -> None:
+        self.arrays, self.labels = list(arrays), list(labels)
+
+    def __len__(self) -> int:
+        """Return the number of patients."""
+        return len(self.arrays)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        """Return patient ``index``'s input (read through a memory map), its label and its index."""
+        return (
+            torch.from_numpy(np.array(np.load(self.arrays[index], mmap_mode="r"))),
+            self.labels[index],
+            index,
+        )
+
+
+class EpochShuffle:
+    """Every index once per epoch, in an order drawn from (seed, epoch): a sampler like WeightedSampler."""
+
+    def __init__(self, count: int, seed: int) -> None:
+        self.count, self.seed, self.epoch = count, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose order the next iteration yields."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Any:
+        """Return an iterator over this epoch's order."""
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.count).tolist())
+
+    def __len__(self) -> int:
+        """Return the number of indices per epoch."""
+        return self.count
+
+
+def augment(
+    batch: torch.Tensor, indices: Sequence[int], kinds: Sequence[str], seed: int, epoch: int
+) -> torch.Tensor:
+    """Return the batch (B, C, X, Y, Z) augmented per sample from (seed, epoch, index): 'rotate-z' turns
+    every axial slice by up to 10 degrees (bilinear), 'flip-y' and 'flip-z' flip those axes by chance.
+    The draws are made on the CPU; the arithmetic runs where the batch is (on the GPU when training there)."""
+    if not kinds:
+        return batch
+    out = []
+    for sample, index in zip(batch, indices, strict=True):
+        rng = np.random.default_rng([seed, epoch, int(index)])
+        if "rotate-z" in kinds:
+            angle = np.deg2rad(rng.uniform(-ROTATION_DEGREES, ROTATION_DEGREES))
+            cos, sin = float(np.cos(angle)), float(np.sin(angle))
+            # grid_sample's 3D grid is (x=W: the last axis, y=H, z=D); the volume axes (X, Y, Z) are (D, H, W)
+            rows = [[1.0, 0, 0, 0], [0, cos, -sin, 0], [0, sin, cos, 0]]
+            theta = torch.tensor(rows, dtype=sample.dtype, device=sample.device)
+            grid = F.affine_grid(theta[None], [1, *sample.shape], align_corners=False)
+            sample = F.grid_sample(
+                sample[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
+            )[0]
+        for kind, axis in (("flip-y", 2), ("flip-z", 3)):
+            if kind in kinds and rng.random() < 0.5:
+                sample = torch.flip(sample, dims=[axis])
+        out.append(sample)
+    return torch.stack(out)
