@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from cli.strokebench_app import app
 from strokedata import load_dataset
@@ -142,114 +142,50 @@ def test_the_cache_is_reused_until_an_input_changes(
     assert again.made == 1
 
 
+def _invoke(*words: object) -> Result:
+    """Return the result of ``strokebench`` with ``words`` (paths and numbers as text)."""
+    return runner.invoke(app, [str(word) for word in words])
+
+
 def test_fold_ensembles_and_rules_are_predicted_and_scored(
     occlusion_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
     pre, split = occlusion_data
-    common = [
-        "--task",
-        "occlusion",
-        "--dataset",
-        str(pre),
-        "--split",
-        str(split),
-        "--cache",
-        str(tmp_path / "cache"),
-    ]
+    data = ["--dataset", pre, "--split", split]
+    common = ["--task", "occlusion", *data, "--cache", tmp_path / "cache"]
     folds = tmp_path / "runs" / "cbam3d"
-    result = runner.invoke(
-        app,
-        [
-            "train",
-            *common,
-            "--model",
-            "cbam3d",
-            "--all-folds",
-            "--epochs",
-            "2",
-            "--input-size",
-            "16,16,8",
-            "--out",
-            str(folds),
-            "--device",
-            "cpu",
-            "-j",
-            "1",
-        ],
-    )
+    network = ["--model", "cbam3d", "--all-folds", "--epochs", 2, "--input-size", "16,16,8", "--out", folds]
+    result = _invoke("train", *common, *network, "--device", "cpu", "-j", 1)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in folds.iterdir()) == ["fold0", "fold1"]
     for model in ("tmax-territory", "majority-occlusion"):
-        result = runner.invoke(
-            app, ["train", *common, "--model", model, "--fold", "0", "--out", str(tmp_path / "runs" / model)]
-        )
+        result = _invoke("train", *common, "--model", model, "--fold", 0, "--out", tmp_path / "runs" / model)
         assert result.exit_code == 0, result.output
-    test = [
-        "--dataset",
-        str(pre),
-        "--split",
-        str(split),
-        "--partition",
-        "test",
-        "--cache",
-        str(tmp_path / "cache"),
-    ]
-    for runs, out in (
-        (["--run", str(folds)], "ensemble.csv"),
-        (["--run", str(tmp_path / "runs" / "tmax-territory")], "rule.csv"),
-    ):
-        result = runner.invoke(app, ["predict", *runs, *test, "--out", str(tmp_path / out)])
+    test = [*data, "--partition", "test", "--cache", tmp_path / "cache"]
+    for run, out in ((folds, "ensemble.csv"), (tmp_path / "runs" / "tmax-territory", "rule.csv")):
+        result = _invoke("predict", "--run", run, *test, "--out", tmp_path / out)
         assert result.exit_code == 0, result.output
-        scored = runner.invoke(
-            app,
-            [
-                "score",
-                str(tmp_path / out),
-                "--task",
-                "occlusion",
-                "--dataset",
-                str(pre),
-                "--split",
-                str(split),
-                "--partition",
-                "test",
-                "--bootstrap",
-                "20",
-            ],
+        scored = _invoke(
+            "score", tmp_path / out, "--task", "occlusion", *data, "--partition", "test", "--bootstrap", 20
         )
         assert scored.exit_code == 0, scored.output
-    assert (
-        "2 run(s), vote ensemble"
-        in runner.invoke(
-            app, ["predict", "--run", str(folds), *test, "--out", str(tmp_path / "again.csv")]
-        ).output
-    )
-    mixed = runner.invoke(
-        app,
-        [
-            "predict",
-            "--run",
-            str(folds / "fold0"),
-            "--run",
-            str(tmp_path / "runs" / "tmax-territory"),
-            *test,
-            "--out",
-            str(tmp_path / "mixed.csv"),
-        ],
+    again = _invoke("predict", "--run", folds, *test, "--out", tmp_path / "again.csv")
+    assert "2 run(s), vote ensemble" in again.output
+    rule = tmp_path / "runs" / "tmax-territory"
+    mixed = _invoke(
+        "predict", "--run", folds / "fold0", "--run", rule, *test, "--out", tmp_path / "mixed.csv"
     )
     assert mixed.exit_code == 2 and "cannot join an ensemble" in mixed.output
     damaged = Path(shutil.copytree(folds / "fold0", tmp_path / "damaged"))
     (damaged / BEST).write_bytes(b"not a checkpoint")
-    result = runner.invoke(app, ["predict", "--run", str(damaged), *test, "--out", str(tmp_path / "d.csv")])
+    result = _invoke("predict", "--run", damaged, *test, "--out", tmp_path / "d.csv")
     assert result.exit_code == 2 and "cannot be read as a checkpoint" in result.output
-    rule = Path(shutil.copytree(tmp_path / "runs" / "tmax-territory", tmp_path / "damaged-rule"))
+    broken = Path(shutil.copytree(rule, tmp_path / "damaged-rule"))
     for text in ("[1, 2]", '{"model": "tmax-territory", "state": {"aca": 1}}'):
-        (rule / "rule.json").write_text(text)
-        result = runner.invoke(app, ["predict", "--run", str(rule), *test, "--out", str(tmp_path / "r.csv")])
+        (broken / "rule.json").write_text(text)
+        result = _invoke("predict", "--run", broken, *test, "--out", tmp_path / "r.csv")
         assert result.exit_code == 2 and "rule.json" in result.output, result.output
-    seen = runner.invoke(
-        app, ["predict", "--run", str(folds), "--dataset", str(pre), "--out", str(tmp_path / "all.csv")]
-    )
+    seen = _invoke("predict", "--run", folds, "--dataset", pre, "--out", tmp_path / "all.csv")
     assert seen.exit_code == 0 and "training or validation partition" in seen.output
 
 
@@ -263,10 +199,11 @@ def test_vote_probabilities_agree_with_the_vote_after_rounding() -> None:
 
 def test_bad_requests_get_a_message_and_exit_2(occlusion_data: tuple[Path, Path], tmp_path: Path) -> None:
     pre, split = occlusion_data
-    common = ["--dataset", str(pre), "--split", str(split), "--fold", "0", "--out", str(tmp_path / "run")]
-    unknown = runner.invoke(app, ["train", "--task", "occlusion", "--model", "cbam", *common])
+    data = ["--dataset", pre, "--split", split, "--fold", 0]
+    occlusion = ["train", "--task", "occlusion", "--model"]
+    unknown = _invoke(*occlusion, "cbam", *data, "--out", tmp_path / "run")
     assert unknown.exit_code == 2 and "did you mean cbam3d" in unknown.output
-    other_task = runner.invoke(app, ["train", "--task", "core", "--model", "cbam3d", *common])
+    other_task = _invoke("train", "--task", "core", "--model", "cbam3d", *data, "--out", tmp_path / "run")
     assert other_task.exit_code == 2 and "is a occlusion model, not a core one" in other_task.output
     stranger = build_dataset(tmp_path / "other", n_patients=4)
     for folder in sorted(p for p in stranger.iterdir() if p.is_dir()):
@@ -275,84 +212,19 @@ def test_bad_requests_get_a_message_and_exit_2(occlusion_data: tuple[Path, Path]
         manifest.write_text(manifest.read_text().replace(f'"{folder.name}"', f'"x{folder.name}"'))
     other_split, _ = make_split(stranger, ["mtici"], test_size=0.25, folds=2, seed=0, jobs=1)
     write_split(other_split, tmp_path / "other.json")
-    foreign = runner.invoke(
-        app,
-        [
-            "train",
-            "--task",
-            "occlusion",
-            "--model",
-            "cbam3d",
-            "--dataset",
-            str(pre),
-            "--split",
-            str(tmp_path / "other.json"),
-            "--fold",
-            "0",
-            "--out",
-            str(tmp_path / "run"),
-        ],
-    )
+    foreign = _invoke(*occlusion, "cbam3d", "--dataset", pre, "--split", tmp_path / "other.json", "--fold", 0)
     assert foreign.exit_code == 2 and "made for another dataset" in foreign.output
     run = tmp_path / "rule"
-    assert (
-        runner.invoke(
-            app,
-            [
-                "train",
-                "--task",
-                "occlusion",
-                "--model",
-                "majority-occlusion",
-                *common[:-2],
-                "--out",
-                str(run),
-            ],
-        ).exit_code
-        == 0
-    )
+    assert _invoke(*occlusion, "majority-occlusion", *data, "--out", run).exit_code == 0
     record = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**record, "tool_version": "0.0.1"}))
-    old = runner.invoke(
-        app, ["predict", "--run", str(run), "--dataset", str(pre), "--out", str(tmp_path / "p.csv")]
-    )
+    old = _invoke("predict", "--run", run, "--dataset", pre, "--out", tmp_path / "p.csv")
     assert old.exit_code == 2 and "trained by strokebench 0.0.1" in old.output
-    raw = pre.parent / "raw"
-    unprocessed = runner.invoke(
-        app,
-        [
-            "train",
-            "--task",
-            "occlusion",
-            "--model",
-            "cbam3d",
-            "--dataset",
-            str(raw),
-            "--split",
-            str(split),
-            "--fold",
-            "0",
-            "--out",
-            str(tmp_path / "raw-run"),
-        ],
-    )
-    assert unprocessed.exit_code == 2 and "strokedata preprocess" in unprocessed.output
-    resumed = runner.invoke(
-        app,
-        [
-            "train",
-            "--task",
-            "occlusion",
-            "--model",
-            "majority-occlusion",
-            *common[:-2],
-            "--out",
-            str(run),
-            "--resume",
-        ],
-    )
+    resumed = _invoke(*occlusion, "majority-occlusion", *data, "--out", run, "--resume")
     assert resumed.exit_code == 2 and "trained by strokebench 0.0.1" in resumed.output
-    zero = runner.invoke(app, ["train", "--task", "occlusion", "--model", "cbam3d", *common, "--lr", "0"])
+    raw = _invoke(*occlusion, "cbam3d", "--dataset", pre.parent / "raw", *data[2:], "--out", tmp_path / "raw")
+    assert raw.exit_code == 2 and "strokedata preprocess" in raw.output
+    zero = _invoke(*occlusion, "cbam3d", *data, "--out", tmp_path / "run", "--lr", 0)
     assert zero.exit_code == 2 and "learning rate must be above 0" in zero.output
 
 
@@ -445,3 +317,6 @@ def test_a_binary_network_trains_with_weighted_bce_and_is_scored(
     assert predicted.exit_code == 0, predicted.output
     scored = runner.invoke(app, ["score", str(out), "--task", "recanalization", *test, "--bootstrap", "10"])
     assert scored.exit_code == 0, scored.output
+    registry.register_model(spec.model_copy(update={"name": "test-core", "task": "core"}))(build)
+    core = _invoke("train", "--task", "core", "--model", "test-core", *data, "--fold", 0)
+    assert core.exit_code == 2 and "training a core network" in core.output, core.output

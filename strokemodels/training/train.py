@@ -72,6 +72,13 @@ def resolve_device(device: Device) -> Literal["cpu", "cuda"]:
     return "cuda" if device == "cuda" or (device == "auto" and available) else "cpu"
 
 
+RECIPE_AS_IS = {
+    "weight_decay", "momentum", "optimizer", "schedule", "loss", "class_weight_mu", "weighted_sampler",
+    "augment",
+}  # fmt: skip
+"""The recipe's values a run takes as they are (the others can be overridden by the request)."""
+
+
 def _parameters(entry: ModelEntry, request: TrainRequest) -> TrainParameters:
     """Return the run's parameters: the request's, the recipe's where the request gives none."""
     spec, recipe = entry.spec, entry.spec.recipe
@@ -88,14 +95,7 @@ def _parameters(entry: ModelEntry, request: TrainRequest) -> TrainParameters:
         epochs=_given(request.epochs, recipe.epochs) if learned else 1,
         batch_size=_given(request.batch_size, recipe.batch_size),
         learning_rate=_given(request.learning_rate, recipe.learning_rate),
-        weight_decay=recipe.weight_decay,
-        momentum=recipe.momentum,
-        optimizer=recipe.optimizer,
-        schedule=recipe.schedule,
-        loss=recipe.loss,
-        class_weight_mu=recipe.class_weight_mu,
-        weighted_sampler=recipe.weighted_sampler,
-        augment=list(recipe.augment),
+        **recipe.model_dump(include=RECIPE_AS_IS),
         select_by=select_by,
         seed=request.seed,
         input_size=(request.input_size or _paper_size(spec.input_shape)) if learned else None,
