@@ -48,10 +48,14 @@ def render_model(spec: ModelSpec) -> None:
     if spec.kind == "learned":
         recipe = spec.recipe
         sampler = ", weighted sampler" if recipe.weighted_sampler else ""
+        weighted = (
+            f" (class weights mu {recipe.class_weight_mu:g})" if "weighted" in recipe.loss + sampler else ""
+        )
         plain(
             f"  recipe: {recipe.optimizer} at {recipe.learning_rate:g}, {recipe.schedule} schedule, "
-            f"{recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.loss}{sampler}, augmentation "
-            f"{', '.join(recipe.augment) or 'none'}"
+            f"{recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.loss}{sampler}{weighted}, "
+            f"augmentation {', '.join(recipe.augment) or 'none'}, best epoch by "
+            + (recipe.select_by or "the task's primary metric")
         )
     for departure in spec.departures:
         plain(f"  departs from the paper: {departure}")
