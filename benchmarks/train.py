@@ -41,7 +41,7 @@ from strokedata.manifest import Modality
 from strokedata.phantoms import preset
 from strokemodels.registry import get_model
 from strokemodels.training.cache import CacheSpec, build_cache
-from strokemodels.training.networks import CachedInputs, augment
+from strokemodels.training.inputs import CachedInputs, augment
 
 MAPS = (Modality.CBF, Modality.CBV, Modality.TMAX)
 SIZE = (512, 512, 27)

@@ -23,13 +23,15 @@ LoaderWorkers = Annotated[
 
 
 def _size(text: str | None) -> tuple[int, int, int] | None:
-    """Return X,Y,Z as three positive integers; typer.BadParameter otherwise."""
+    """Return X,Y,Z as three positive integers (X,Y for a slice model: Z 1); typer.BadParameter otherwise."""
     if text is None:
         return None
     parts = text.split(",")
-    if len(parts) != 3 or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
-        raise typer.BadParameter(f"--input-size '{text}': give three positive integers X,Y,Z (e.g. 64,64,16)")
-    return int(parts[0]), int(parts[1]), int(parts[2])
+    if len(parts) not in (2, 3) or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+        raise typer.BadParameter(
+            f"--input-size '{text}': give positive integers X,Y,Z (e.g. 64,64,16), or X,Y for a slice model"
+        )
+    return int(parts[0]), int(parts[1]), int(parts[2]) if len(parts) == 3 else 1
 
 
 def _device(text: str) -> Literal["auto", "cpu", "cuda"]:
@@ -95,6 +97,19 @@ def train(
     jobs: Jobs = None,
     loader_workers: LoaderWorkers = 0,
     cache: Cache = None,
+    stage1: Annotated[
+        Path | None,
+        typer.Option(help="A second stage (ctp-unet): the first stage's run (with --all-folds: its folder)."),
+    ] = None,
+    attention_stride: Annotated[
+        int | None, typer.Option(min=1, help="core: pixels between attention-map patches (paper: 2).")
+    ] = None,
+    patches_per_epoch: Annotated[
+        int | None, typer.Option(min=1, help="Patch models: patches per epoch (default: the recipe's).")
+    ] = None,
+    init_weights: Annotated[
+        Path | None, typer.Option(help="A local state dict to start from (matching keys); never downloaded.")
+    ] = None,
 ) -> None:
     """Train a model on a split's fold.
 
@@ -126,7 +141,9 @@ def train(
             model=model, dataset=dataset, split=split, out=folder, fold=chosen, task=task, epochs=epochs,
             batch_size=batch_size, learning_rate=lr, select_by=select_by, input_size=size, seed=seed,
             device=chosen_device, amp=amp, loader_workers=loader_workers, jobs=jobs, cache_root=cache,
-            resume=resume,
+            resume=resume, attention_stride=attention_stride, init_weights=init_weights,
+            samples_per_epoch=patches_per_epoch,
+            stage1=None if stage1 is None else stage1 / f"fold{chosen}" if all_folds else stage1,
         )  # fmt: skip
         with library_errors(resumable), render.progress_bar(plain_skips={"epochs"}) as progress:
             run_training(request, progress, render_zoo.epoch_printer(folder))

@@ -28,7 +28,13 @@ from strokemodels.errors import ZooError
 from strokemodels.spec import ModelSpec
 
 ENTRY_POINT_GROUP = "strokemodels.models"
-_BUILTIN_MODULES = ("strokemodels.zoo.occlusion", "strokemodels.zoo.baselines")
+_BUILTIN_MODULES = (
+    "strokemodels.zoo.occlusion",
+    "strokemodels.zoo.recanalization",
+    "strokemodels.zoo.core",
+    "strokemodels.zoo.clot_regions",
+    "strokemodels.zoo.baselines",
+)
 
 Builder = Callable[[ModelSpec, int], Any]
 """``build(spec, seed)``: a torch.nn.Module (learned) or a RuleModel (rule), seeded."""

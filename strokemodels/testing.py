@@ -34,7 +34,6 @@ from strokemodels.benchmark.tasks import TASKS
 from strokemodels.registry import ModelEntry, get_model, list_models
 from strokemodels.spec import MODEL_NAME_PATTERN
 from strokemodels.training.outputs import Output, write_predictions
-from strokemodels.training.train import TRAINABLE_NETWORK_TASKS
 from strokemodels.zoo.rules import PatientImages
 
 Check = Callable[[str], None]
@@ -77,17 +76,28 @@ def _input(entry: ModelEntry, batch: int = 1, size: tuple[int, ...] | None = Non
     return torch.from_numpy(np.random.default_rng(0).random((batch, *shape), dtype=np.float32))
 
 
-def network_output_shape(task: str, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+def network_output_shape(task: str, input_shape: tuple[int, ...], sample: str = "volume") -> tuple[int, ...]:
     """Return the logits a network gives for one input of ``input_shape`` (channels first): one per class
     (occlusion), one (recanalization: favourable), one per atlas region (clot-regions, for the slice or
-    volume given), one per voxel of the input's grid (core)."""
+    volume given), for core one per pixel of a slice (1, X, Y) or one for a patch (its centre)."""
     if task == "occlusion":
         return (len(TASKS[task].classes),)
-    if task == "recanalization":
+    if task == "recanalization" or sample == "patch":
         return (1,)
     if task == "clot-regions":
         return (N_REGIONS,)
-    return tuple(input_shape[1:])
+    return (1, *input_shape[1:])
+
+
+def _small_size(entry: ModelEntry) -> tuple[int, ...]:
+    """Return a small input size for a model's quick checks: 32 x 32 x 8 volumes, 32 x 32 second-stage
+    slices; the paper's size for slice and patch networks, which are built for one size."""
+    spec = entry.spec
+    if spec.sample == "volume":
+        return (32, 32, 8)
+    if spec.stage_of is not None:
+        return (32, 32)
+    return tuple(spec.input_shape[1:])
 
 
 def _check_forward_shape(name: str) -> None:
@@ -102,7 +112,7 @@ def _check_forward_shape(name: str) -> None:
     model.to("meta")
     with torch.inference_mode():
         logits = model(torch.empty(2, *entry.spec.input_shape, device="meta"))
-    expected = (2, *network_output_shape(entry.spec.task, entry.spec.input_shape))
+    expected = (2, *network_output_shape(entry.spec.task, entry.spec.input_shape, entry.spec.sample))
     assert tuple(logits.shape) == expected, f"{name}: output {tuple(logits.shape)}, expected {expected}"
 
 
@@ -119,7 +129,7 @@ def _check_seeded(name: str) -> None:
     import torch
 
     (entry, first), (_, second), (_, other) = _network(name, 3), _network(name, 3), _network(name, 4)
-    small = _input(entry, 2, (32, 32, 8))
+    small = _input(entry, 2, _small_size(entry))
     for (key, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b), f"{name}: {key} differs between two builds with one seed"
     with torch.inference_mode():
@@ -141,7 +151,7 @@ def _check_state_dict(name: str) -> None:
     torch.save(model.state_dict(), buffer)
     buffer.seek(0)
     fresh.load_state_dict(torch.load(buffer, weights_only=True))
-    small = _input(entry, 2, (32, 32, 8))
+    small = _input(entry, 2, _small_size(entry))
     with torch.inference_mode():
         assert torch.equal(model(small), fresh(small)), f"{name}: the state dict did not round-trip"
 
@@ -200,11 +210,23 @@ def _own_outputs(name: str) -> dict[str, Output]:
         return {p.patient_id: Output(rule.predict(p), np.eye(4)) for p in patients[:4]}
     import torch
 
-    from strokemodels.training.networks import class_probabilities
+    from strokemodels.training.volumes import class_probabilities
 
     _, model = _network(name)
+    spec = entry.spec
+    if spec.task == "clot-regions":  # a patient: its slices, each a batch item
+        with torch.inference_mode():
+            slices = torch.sigmoid(model(_input(entry, 3, _small_size(entry)))).numpy()
+        return {f"p{index}": Output(slices.astype(np.float64)) for index in range(4)}
+    if spec.task == "core":  # a probability map on a (small) grid
+        with torch.inference_mode():
+            logits = model(_input(entry, 4, _small_size(entry)))
+        found = torch.sigmoid(logits).numpy().astype(np.float64)
+        # a slice network's (1, X, Y) map as a one-slice volume; a patch network's value over 2 x 2 x 2
+        maps = [row[0][..., None] if row.ndim == 3 else np.full((2, 2, 2), row[0]) for row in found]
+        return {f"p{index}": Output(grid, np.eye(4)) for index, grid in enumerate(maps)}
     with torch.inference_mode():
-        rows = class_probabilities(model(_input(entry, 4, (32, 32, 8))))
+        rows = class_probabilities(model(_input(entry, 4, _small_size(entry))))
     return {f"p{index}": Output(row) for index, row in enumerate(rows)}
 
 
@@ -231,7 +253,6 @@ def model_checks(names: Iterable[str] | None = None) -> list[tuple[str, Check]]:
             checks += [_check_rule, _check_predictions_scored]
         else:
             checks += [_check_forward_shape, _check_parameters, _check_seeded, _check_state_dict]
-            if spec.task in TRAINABLE_NETWORK_TASKS:  # the others' networks do not train or predict yet
-                checks.append(_check_predictions_scored)
+            checks.append(_check_predictions_scored)
         pairs += [(name, check) for check in checks]
     return pairs

@@ -19,7 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from strokedata.executor import Executor, Progress, executor_for, map_reporting
 from strokedata.io import atomic_write_bytes, atomic_write_text
 from strokedata.manifest import PATIENT_MANIFEST, Modality, PatientManifest
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def default_cache_root() -> Path:
@@ -40,11 +40,18 @@ def default_cache_root() -> Path:
 @dataclass(frozen=True)
 class CacheSpec:
     """What shapes a cached input: the modalities (channel order), the spatial size, the pipeline whose
-    loading steps run before caching."""
+    loading steps run before caching, the layout and the labels kept beside it.
+
+    ``layout`` "volume": one (C, X, Y, Z) array resized to ``size``; "slices": the axial slices as
+    (Z, C, X, Y), resized in-plane to ``size[:2]``, every slice kept (the labels are per slice).
+    ``labels`` "regions": the (Z, 15) regions of each slice from CLOT x ATLAS, read on the images' own
+    grid; None: no label array (the label is in patient.json)."""
 
     inputs: tuple[Modality, ...]
     size: tuple[int, int, int]
     pipeline: str
+    layout: Literal["volume", "slices"] = "volume"
+    labels: Literal["regions"] | None = None
 
     def key(self, dataset_root: Path) -> str:
         """Return the hash naming this spec's cache folder for a dataset."""
@@ -55,6 +62,8 @@ class CacheSpec:
             "inputs": [m.value for m in self.inputs],
             "size": list(self.size),
             "pipeline": self.pipeline,
+            "layout": self.layout,
+            "labels": self.labels,
         }
         return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -75,6 +84,11 @@ def _sources(root: Path, manifest: PatientManifest, inputs: Sequence[Modality]) 
     files = {PATIENT_MANIFEST: folder / PATIENT_MANIFEST}
     files.update({manifest.images[m]: folder / manifest.images[m] for m in inputs})
     return files
+
+
+def _label_modalities(spec: CacheSpec) -> tuple[Modality, ...]:
+    """Return the images an entry's label array is read from."""
+    return (Modality.CLOT, Modality.ATLAS) if spec.labels == "regions" else ()
 
 
 def _sha256(path: Path) -> str:
@@ -120,9 +134,39 @@ def _input_array(job: _Job, manifest: PatientManifest) -> np.ndarray:
         torch.as_tensor(image.data, dtype=torch.float32) for image in images if isinstance(image, tio.Image)
     ]
     stacked = torch.cat(channels, dim=0)
+    if job.spec.layout == "slices":  # (C, X, Y, Z) -> (Z, C, X, Y), resized in-plane
+        slices = stacked.permute(3, 0, 1, 2)
+        if tuple(slices.shape[2:]) != job.spec.size[:2]:
+            slices = F.interpolate(slices, size=job.spec.size[:2], mode="bilinear", align_corners=False)
+        return np.ascontiguousarray(slices.numpy(), dtype=np.float32)
     if tuple(stacked.shape[1:]) != job.spec.size:
         stacked = F.interpolate(stacked[None], size=job.spec.size, mode="trilinear", align_corners=False)[0]
     return np.ascontiguousarray(stacked.numpy(), dtype=np.float32)
+
+
+def _label_array(job: _Job, manifest: PatientManifest) -> np.ndarray:
+    """Return an entry's labels: the (Z, 15) uint8 regions of each slice (CLOT x ATLAS)."""
+    from strokedata.io import MAX_VOXELS, read_volume
+    from strokedata.labels import regions_by_slice
+
+    folder = job.root / manifest.patient_id
+    clot, atlas = (
+        np.asarray(read_volume(folder / manifest.images[m], MAX_VOXELS).scaled())
+        for m in (Modality.CLOT, Modality.ATLAS)
+    )
+    return regions_by_slice(clot > 0, np.rint(atlas).astype(np.int64))
+
+
+def _npy(array: np.ndarray) -> bytes:
+    """Return the .npy file of ``array``."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def label_path(array_path: Path) -> Path:
+    """Return the path of the label array beside a cached input (``<patient>.labels.npy``)."""
+    return array_path.with_name(array_path.name.removesuffix(".npy") + ".labels.npy")
 
 
 def _hashes(sources: dict[str, Any]) -> dict[str, str]:
@@ -135,16 +179,18 @@ def _entry(job: _Job) -> tuple[str, Path, bool]:
     array_path = job.folder / f"{manifest.patient_id}.npy"
     record_path = job.folder / f"{manifest.patient_id}.json"
     previous = _read_record(record_path).get("sources")
-    sources = _fingerprints(_sources(job.root, manifest, job.spec.inputs), previous or {})
+    modalities = (*job.spec.inputs, *_label_modalities(job.spec))
+    sources = _fingerprints(_sources(job.root, manifest, modalities), previous or {})
     record = json.dumps({"sources": sources}, sort_keys=True)
-    if previous is not None and array_path.is_file() and _hashes(previous) == _hashes(sources):
+    labelled = job.spec.labels is None or label_path(array_path).is_file()
+    if previous is not None and array_path.is_file() and labelled and _hashes(previous) == _hashes(sources):
         if previous != sources:  # touched, not changed: keep the array, remember the new times
             atomic_write_text(record_path, record)
         return manifest.patient_id, array_path, False
-    buffer = io.BytesIO()
-    np.save(buffer, _input_array(job, manifest))
     record_path.unlink(missing_ok=True)  # never an old record beside a new array, whatever is interrupted
-    atomic_write_bytes(array_path, buffer.getvalue())
+    atomic_write_bytes(array_path, _npy(_input_array(job, manifest)))
+    if job.spec.labels is not None:
+        atomic_write_bytes(label_path(array_path), _npy(_label_array(job, manifest)))
     atomic_write_text(record_path, record)
     return manifest.patient_id, array_path, True
 

@@ -1,6 +1,7 @@
-"""Training a network: inputs from the training cache (memory maps), the recipe's optimiser, schedule,
-weighted loss and sampler, augmentation on the cached tensors, validation every epoch, the best and the
-last checkpoint, and resumption that gives the same bytes as an uninterrupted run (on the CPU).
+"""Training a network: the samples of its kind (strokemodels.training.samples: volumes, slices or
+patches, read from the training cache), the recipe's optimiser, schedule and loss, validation every
+epoch, the best and the last checkpoint, and resumption that gives the same bytes as an uninterrupted
+run (on the CPU).
 
 Randomness has three sources, each derived from the run's seed alone: the weights (the builder's seed),
 the sampler and the augmentation ((seed, epoch), and the sample's index), and dropout (torch's generator,
@@ -10,25 +11,18 @@ saved in every checkpoint). Loader workers only read arrays, so their number cha
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from strokedata.executor import Progress
 from strokedata.io import atomic_write_bytes, atomic_write_text
-from strokedata.sampling import WeightedSampler, class_weights, sample_weights
-from strokemodels.benchmark.files import Rows
-from strokemodels.benchmark.scoring import score
 from strokemodels.benchmark.tasks import TASKS
 from strokemodels.errors import RunError
 from strokemodels.registry import ModelEntry
-from strokemodels.training.cache import CacheSpec, build_cache, default_cache_root
 from strokemodels.training.checkpoints import CHECKPOINT_FORMAT, checkpoint_bytes, load_checkpoint
-from strokemodels.training.inputs import CachedInputs, EpochShuffle, augment
-from strokemodels.training.partitions import TrainingData, task_label
+from strokemodels.training.partitions import TrainingData
 from strokemodels.training.run import (
     BEST,
     LAST,
@@ -39,82 +33,10 @@ from strokemodels.training.run import (
     metrics_csv,
     write_record,
 )
+from strokemodels.training.samples import Samples, samples_for
 
 if TYPE_CHECKING:
     from strokemodels.training.train import EpochReport, TrainRequest
-
-
-def class_probabilities(logits: torch.Tensor) -> np.ndarray:
-    """Return per-sample probabilities from a network's logits: a softmax over classes, or for one output
-    the sigmoid (the probability of the positive class)."""
-    values = logits.float()
-    probabilities = torch.sigmoid(values) if values.shape[1] == 1 else torch.softmax(values, dim=1)
-    return np.asarray(probabilities.detach().cpu().numpy(), dtype=np.float64)
-
-
-def validation_metrics(
-    task: str, probabilities: dict[str, np.ndarray], truth: dict[str, int]
-) -> dict[str, float]:
-    """Return the task's metrics (the benchmark's scoring, no bootstrap) of class probabilities against
-    labels, by patient id; an undefined metric is NaN."""
-    card = TASKS[task]
-    if task == "recanalization":
-        predicted = Rows(
-            {pid: int(p[0] >= 0.5) for pid, p in probabilities.items()},
-            {pid: (float(p[0]),) for pid, p in probabilities.items()},
-        )
-        labels = Rows(dict(truth))
-    else:
-        predicted = Rows(
-            {pid: card.classes[int(np.argmax(p))] for pid, p in probabilities.items()},
-            {pid: tuple(float(v) for v in p) for pid, p in probabilities.items()},
-        )
-        labels = Rows({pid: card.classes[label] for pid, label in truth.items()})
-    report = score(task, predicted, labels, bootstrap=0)
-    return {
-        name: float("nan") if metric.value is None else metric.value
-        for name, metric in report.metrics.items()
-    }
-
-
-def predict_probabilities(
-    model: Any, loader: Any, ids: Sequence[str], device: str, amp: bool
-) -> dict[str, np.ndarray]:
-    """Return each patient's class probabilities (the loader's items, in any order), by patient id."""
-    found: dict[str, np.ndarray] = {}
-    model.eval()
-    with torch.no_grad():
-        for batch, _, indices in loader:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device == "cuda"):
-                logits = model(batch.to(device))
-            for index, row in zip(indices.tolist(), class_probabilities(logits), strict=True):
-                found[ids[index]] = row
-    return found
-
-
-class BinaryLoss(torch.nn.Module):
-    """Binary cross-entropy of one logit per sample against 0/1 labels, the positive class weighted."""
-
-    def __init__(self, positive_weight: float) -> None:
-        super().__init__()
-        self.bce = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([positive_weight]))
-
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Return the mean loss of (B, 1) logits against (B,) labels."""
-        return self.bce(logits[:, 0], labels.to(logits.dtype))  # type: ignore[no-any-return]
-
-
-def _loss(parameters: TrainParameters, weights: np.ndarray, outputs: int) -> torch.nn.Module:
-    """Return the recipe's loss for a network of ``outputs`` logits: cross-entropy over the classes, or
-    binary cross-entropy for one logit; weighted by the class weights for the 'weighted-' losses (for one
-    logit, the positive class by the ratio of the two weights)."""
-    weighted = parameters.loss.startswith("weighted")
-    if outputs == 1:
-        positive = float(weights[1] / weights[0]) if weighted and weights[0] > 0 else 1.0
-        return BinaryLoss(positive)
-    if weighted:
-        return torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
-    return torch.nn.CrossEntropyLoss()
 
 
 def _optimizer(parameters: TrainParameters, model: Any) -> Any:
@@ -126,6 +48,31 @@ def _optimizer(parameters: TrainParameters, model: Any) -> Any:
     return kind(model.parameters(), lr=rate, weight_decay=decay)
 
 
+def initial_weights(model: Any, path: Path) -> list[str]:
+    """Load into ``model`` every tensor of the state dict at ``path`` whose name and shape match (a
+    torchvision or timm state dict of the same architecture: all but the new head), read with torch's
+    weights-only loader; return the model's names left as built. RunError when nothing matches."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # any unreadable file: pickle, zip or torch errors alike
+        raise RunError(f"--init-weights {path} is not a readable state dict: {error}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    own = model.state_dict()
+    matching = {
+        name: value
+        for name, value in (state.items() if isinstance(state, dict) else [])
+        if name in own and isinstance(value, torch.Tensor) and value.shape == own[name].shape
+    }
+    if not matching:
+        raise RunError(
+            f"--init-weights {path}: no tensor matches the network by name and shape; give a state dict of "
+            "the same architecture"
+        )
+    model.load_state_dict(matching, strict=False)
+    return sorted(set(own) - set(matching))
+
+
 class NetworkTraining:
     """One network's training run: its data, model, optimiser and schedule, epoch by epoch."""
 
@@ -135,19 +82,11 @@ class NetworkTraining:
         self.folder, self.parameters, self.spec = request.out, record.parameters, entry.spec
         self.size = self.parameters.input_size or (1, 1, 1)
         self.record, self.data, self.request = record, data, request
-        self.train_labels = [task_label(self.spec.task, m) or 0 for m in data.train]
-        self.val_labels = {m.patient_id: task_label(self.spec.task, m) or 0 for m in data.val}
-        self.val_ids = [m.patient_id for m in data.val]
-        classes = len(TASKS[self.spec.task].classes)
-        mu = self.parameters.class_weight_mu
-        weights = class_weights(self.train_labels, n_classes=classes, mu=mu, empty="zero")
-        self.sampler: WeightedSampler | EpochShuffle = (
-            WeightedSampler(sample_weights(self.train_labels, weights), seed=self.parameters.seed)
-            if self.parameters.weighted_sampler
-            else EpochShuffle(len(self.train_labels), self.parameters.seed)
-        )
         self.device = self.parameters.device
-        self.model = entry.build(self.spec, self.parameters.seed).to(self.device)
+        self.model = entry.build(self.spec.at_size(self.parameters.input_size), self.parameters.seed)
+        if self.parameters.init_weights is not None:
+            initial_weights(self.model, Path(self.parameters.init_weights))
+        self.model.to(self.device)
         self.optimizer = _optimizer(self.parameters, self.model)
         epochs = self.parameters.epochs
         self.scheduler = (
@@ -155,45 +94,21 @@ class NetworkTraining:
             if self.parameters.schedule == "cosine"
             else torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
         )
-        outputs = 1 if self.spec.task == "recanalization" else classes
-        self.loss = _loss(self.parameters, weights, outputs).to(self.device)
         self.rows: list[dict[str, float | int]] = []
         self.best: tuple[float, int] | None = None
         self.first_epoch = 0
         self.timings: list[str] = []
+        self.samples: Samples | None = None
 
-    def load_data(self, progress: Progress | None) -> None:
-        """Build (or reuse) the training cache and the loaders; record the cache folder in run.json."""
-        spec = CacheSpec(tuple(self.spec.inputs), self.size, self.spec.pipeline)
-        cache = build_cache(
-            self.data.dataset.root,
-            [*self.data.train, *self.data.val],
-            spec,
-            cache_root=self.request.cache_root or default_cache_root(),
-            jobs=self.request.jobs,
-            progress=progress,
-        )
-        self.record = self.record.model_copy(update={"cache": str(cache.folder)})
+    def load_data(self, progress: Progress | None) -> Samples:
+        """Build (or reuse) the training cache and the loaders of the model's kind of sample."""
+        self.samples = samples_for(self, progress)
+        return self.samples
+
+    def note_cache(self, folder: Path) -> None:
+        """Record the training cache's folder in run.json."""
+        self.record = self.record.model_copy(update={"cache": str(folder)})
         write_record(self.folder, self.record)
-        train_set = CachedInputs([cache.arrays[m.patient_id] for m in self.data.train], self.train_labels)
-        val_set = CachedInputs(
-            [cache.arrays[pid] for pid in self.val_ids], [self.val_labels[p] for p in self.val_ids]
-        )
-        workers, batch = self.parameters.loader_workers, self.parameters.batch_size
-        # Each loader draws its workers' seeds from its own generator, never from torch's global state,
-        # which dropout uses: otherwise persistent workers (one draw per run instead of one per epoch)
-        # would change the weights. Workers live across epochs; pinned batches copy to a GPU as it computes.
-        keep, pin = workers > 0, self.device == "cuda"
-        # an incomplete last batch is left out (it could hold one sample: no batch statistics)
-        self.train_loader: DataLoader[tuple[torch.Tensor, int, int]] = DataLoader(
-            train_set, batch, sampler=self.sampler, num_workers=workers, persistent_workers=keep,
-            pin_memory=pin, generator=torch.Generator().manual_seed(self.parameters.seed),
-            drop_last=len(train_set) > batch,
-        )  # fmt: skip
-        self.val_loader: DataLoader[tuple[torch.Tensor, int, int]] = DataLoader(
-            val_set, batch, num_workers=workers, persistent_workers=keep, pin_memory=pin,
-            generator=torch.Generator().manual_seed(self.parameters.seed),
-        )  # fmt: skip
 
     def resume(self) -> None:
         """Continue from the run folder's last checkpoint: weights, optimiser, schedule, torch's random
@@ -235,23 +150,28 @@ class NetworkTraining:
 
     def train_epoch(self, epoch: int) -> float:
         """Train one epoch and return its mean loss."""
+        samples = self._samples()
         parameters = self.parameters
-        self.sampler.set_epoch(epoch)
+        samples.sampler.set_epoch(epoch)
         self.model.train()
         total, seen = 0.0, 0
-        for batch, labels, indices in self.train_loader:
-            on_device = batch.to(self.device, non_blocking=True)
-            inputs = augment(on_device, indices.tolist(), parameters.augment, parameters.seed, epoch)
+        for batch, labels, indices in samples.train_loader:
+            inputs = samples.augment(batch.to(self.device, non_blocking=True), indices.tolist(), epoch)
             with torch.autocast(
                 "cuda", dtype=torch.bfloat16, enabled=parameters.amp and self.device == "cuda"
             ):
-                loss = self.loss(self.model(inputs).float(), labels.to(self.device))
+                loss = samples.loss(self.model(inputs).float(), labels.to(self.device))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             total += float(loss.detach()) * len(labels)
             seen += len(labels)
         return total / max(seen, 1)
+
+    def _samples(self) -> Samples:
+        if self.samples is None:
+            raise RuntimeError("load_data() must come before training")
+        return self.samples
 
     def _best_payload(self, last: dict[str, Any]) -> dict[str, Any]:
         """Return best.pt's content from last.pt's: the weights and what chose them."""
@@ -295,14 +215,14 @@ class NetworkTraining:
         """Train from the first epoch not done to the last, validating and saving after each."""
         torch.use_deterministic_algorithms(True, warn_only=True)
         for epoch in range(self.first_epoch, self.parameters.epochs):
+            patience = self.parameters.patience
+            if patience is not None and self.best is not None and epoch - self.best[1] >= patience:
+                break  # early stopping: no better epoch for `patience` epochs (resumes stop here too)
             began = time.perf_counter()
             train_loss = self.train_epoch(epoch)
             learning_rate = float(self.optimizer.param_groups[0]["lr"])
             self.scheduler.step()
-            found = predict_probabilities(
-                self.model, self.val_loader, self.val_ids, self.device, self.parameters.amp
-            )
-            metrics = validation_metrics(self.spec.task, found, self.val_labels)
+            metrics = self._samples().validate(self.model)
             row: dict[str, float | int] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": learning_rate}
             row.update({f"val_{name}": value for name, value in metrics.items()})
             self.rows.append(row)

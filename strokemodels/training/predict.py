@@ -98,8 +98,8 @@ def _network_outputs(
     from strokemodels.training.cache import CacheSpec, build_cache, default_cache_root
     from strokemodels.training.checkpoints import load_checkpoint
     from strokemodels.training.inputs import CachedInputs
-    from strokemodels.training.networks import predict_probabilities
     from strokemodels.training.train import resolve_device
+    from strokemodels.training.volumes import predict_probabilities
 
     path = run / BEST
     if not path.is_file():
@@ -109,7 +109,8 @@ def _network_outputs(
     entry = get_model(record.model)
     checkpoint = load_checkpoint(path, record.model)
     device = resolve_device(request.device)
-    model = entry.build(record.spec, record.parameters.seed)  # the spec the run trained with
+    # the spec the run trained with, at the size it trained at
+    model = entry.build(record.spec.at_size(record.parameters.input_size), record.parameters.seed)
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, TypeError) as error:
@@ -119,14 +120,27 @@ def _network_outputs(
         ) from None
     model.to(device)
     size = record.parameters.input_size or (1, 1, 1)
+    if record.spec.sample == "patch" or record.spec.stage_of is not None:
+        from strokemodels.training.core import core_outputs
+
+        return core_outputs(run, record, model, dataset, manifests, device, request.cache_root)
+    layout: Literal["volume", "slices"] = "slices" if record.spec.sample == "slice" else "volume"
     cache = build_cache(
         dataset.root,
         manifests,
-        CacheSpec(tuple(record.spec.inputs), size, record.spec.pipeline),
+        CacheSpec(tuple(record.spec.inputs), size, record.spec.pipeline, layout=layout),
         cache_root=request.cache_root or default_cache_root(),
         jobs=request.jobs,
     )
     ids = list(cache.arrays)
+    if layout == "slices":
+        from strokemodels.training.slices import slice_probabilities
+
+        batch, amp = record.parameters.batch_size, record.parameters.amp
+        return {
+            pid: Output(slice_probabilities(model, cache.arrays[pid], batch, device, amp, freeze=True))
+            for pid in ids
+        }
     loader = DataLoader(
         CachedInputs([cache.arrays[pid] for pid in ids], [0] * len(ids)),
         batch_size=record.parameters.batch_size,

@@ -41,6 +41,18 @@ class TrainParameters(BaseModel):
     class_weight_mu: Annotated[float, Field(gt=0)]
     weighted_sampler: bool
     augment: list[str]
+    positive_weight: float | None = Field(
+        default=None, description="a positive label's weight in a weighted BCE over several outputs"
+    )
+    samples_per_epoch: int | None = Field(default=None, description="patches per epoch (patch models)")
+    patience: int | None = Field(default=None, description="early stopping: epochs without improvement")
+    attention_stride: int | None = Field(
+        default=None, description="pixels between the patch centres of the attention maps (core)"
+    )
+    init_weights: str | None = Field(
+        default=None, description="the state dict the network started from (its sha256 in init_sha256)"
+    )
+    init_sha256: str | None = None
     select_by: str = Field(description="the validation metric that chose the best epoch")
     seed: Annotated[int, Field(ge=0)]
     input_size: tuple[int, int, int] | None = Field(description="x, y, z of the cached input; None: a rule")
@@ -73,6 +85,11 @@ class RunRecord(BaseModel):
     left_out: list[str] = Field(description="patients of the partitions without the task's label")
     parameters: TrainParameters
     cache: str | None = Field(description="the training cache folder (networks)")
+    stage1: str | None = Field(
+        default=None,
+        description="the first stage's run this second stage was trained on (its best.pt "
+        "copied here as stage1.pt)",
+    )
     best_epoch: int | None = Field(
         default=None, description="the epoch (from 1) whose weights best.pt holds; None: a rule, or none yet"
     )
@@ -85,7 +102,7 @@ class RunRecord(BaseModel):
         folder and the progress so far)."""
         keep = {
             "tool_version", "torch_version", "cuda_version", "python_version", "cache", "best_epoch",
-            "best_metric",
+            "best_metric", "stage1",
         }  # fmt: skip
         return self.model_dump(exclude=keep) == other.model_dump(exclude=keep)
 

@@ -31,8 +31,6 @@ from strokemodels.training.run import (
 
 Device = Literal["auto", "cpu", "cuda"]
 _Number = TypeVar("_Number", int, float)
-TRAINABLE_NETWORK_TASKS = ("occlusion", "recanalization")
-"""Tasks whose networks train here: one sample per patient, classified (softmax or one sigmoid)."""
 EpochReport = Callable[[dict[str, float | int]], None]
 """Called with each epoch's metrics row (epoch, train_loss, lr, val_...)."""
 
@@ -59,6 +57,10 @@ class TrainRequest:
     jobs: int | None = None
     cache_root: Path | None = None
     resume: bool = False
+    stage1: Path | None = None
+    attention_stride: int | None = None
+    samples_per_epoch: int | None = None
+    init_weights: Path | None = None
 
 
 def resolve_device(device: Device) -> Literal["cpu", "cuda"]:
@@ -74,7 +76,7 @@ def resolve_device(device: Device) -> Literal["cpu", "cuda"]:
 
 RECIPE_AS_IS = {
     "weight_decay", "momentum", "optimizer", "schedule", "loss", "class_weight_mu", "weighted_sampler",
-    "augment",
+    "augment", "positive_weight", "patience",
 }  # fmt: skip
 """The recipe's values a run takes as they are (the others can be overridden by the request)."""
 
@@ -102,7 +104,25 @@ def _parameters(entry: ModelEntry, request: TrainRequest) -> TrainParameters:
         device=resolve_device(request.device) if learned else "cpu",
         amp=request.amp,
         loader_workers=request.loader_workers,
+        samples_per_epoch=_given(request.samples_per_epoch, recipe.samples_per_epoch)
+        if recipe.samples_per_epoch is not None
+        else None,
+        attention_stride=_given(request.attention_stride, recipe.attention_stride)
+        if recipe.attention_stride is not None
+        else None,
+        init_weights=None if request.init_weights is None else str(request.init_weights),
+        init_sha256=None if request.init_weights is None else _sha256(request.init_weights),
     )
+
+
+def _sha256(path: Path) -> str:
+    """Return the sha256 of a file; RunError naming it when it cannot be read."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise RunError(f"--init-weights {path} cannot be read: {error.strerror}") from None
 
 
 def _given(asked: _Number | None, recipe: _Number) -> _Number:
@@ -134,6 +154,7 @@ def _record(entry: ModelEntry, request: TrainRequest, data: TrainingData) -> Run
         left_out=data.left_out,
         parameters=_parameters(entry, request),
         cache=None,
+        stage1=None if request.stage1 is None else str(request.stage1),
     )
 
 
@@ -171,11 +192,10 @@ def train(
             f"{request.model} is a {entry.spec.task} model, not a {request.task} one "
             f"(`strokebench models --task {request.task}` lists those)"
         )
-    if entry.spec.kind == "learned" and entry.spec.task not in TRAINABLE_NETWORK_TASKS:
+    if entry.spec.stage_of is not None and request.stage1 is None and not request.resume:
         raise ZooError(
-            f"{request.model}: training a {entry.spec.task} network (slice-, patch- or voxel-wise samples) "
-            f"is not part of this release; networks of {' and '.join(TRAINABLE_NETWORK_TASKS)} train, "
-            f"and the {entry.spec.task} rules (`strokebench models --task {entry.spec.task}`)"
+            f"{request.model} is the second stage of {entry.spec.stage_of}: give --stage1 RUN, a "
+            f"{entry.spec.stage_of} run of the same split and fold"
         )
     data = training_data(request.dataset, request.split, request.fold, entry.spec)
     record = _record(entry, request, data)

@@ -1,14 +1,17 @@
-"""The rule baselines' specs and builders (the rules themselves: strokemodels.zoo.rules)."""
+"""The rule baselines' specs and builders (the rules themselves: strokemodels.zoo.rules, and the fitted
+radiomics model: strokemodels.zoo.radiomics)."""
 
 from __future__ import annotations
 
-from strokedata.manifest import Modality
+from strokedata.manifest import N_REGIONS, Modality
 from strokemodels.benchmark.tasks import TASKS
 from strokemodels.registry import register_model
 from strokemodels.spec import ModelSpec
+from strokemodels.zoo.radiomics import RadiomicsLogReg
 from strokemodels.zoo.rules import (
     OCCLUSION_CLASSES,
     MajorityClass,
+    Prevalence,
     RcbfThreshold,
     SpiralThreshold,
     TmaxTerritory,
@@ -95,3 +98,65 @@ def build_spiral_threshold(spec: ModelSpec, seed: int) -> SpiralThreshold:
 def build_rcbf_threshold(spec: ModelSpec, seed: int) -> RcbfThreshold:
     """Return the relative-CBF threshold rule (30%, without Tmax)."""
     return RcbfThreshold()
+
+
+@register_model(
+    ModelSpec(
+        name="majority-recanalization",
+        task="recanalization",
+        kind="rule",
+        summary="the training share of favourable recanalization, for every patient",
+        inputs=[],
+        pipeline="recanalization",
+        parameters=0,
+        citation="a floor every learned recanalization model must beat",
+    ),
+    source="strokebench",
+)
+def build_majority_recanalization(spec: ModelSpec, seed: int) -> Prevalence:
+    """Return the prevalence rule of one output."""
+    return Prevalence(1)
+
+
+@register_model(
+    ModelSpec(
+        name="majority-regions",
+        task="clot-regions",
+        kind="rule",
+        summary="each region's training share of slices with clot, on every slice (at 0.5: no region)",
+        inputs=[Modality.MCTA1],
+        pipeline="clot-regions",
+        parameters=0,
+        citation="a floor every learned clot-regions model must beat",
+    ),
+    source="strokebench",
+)
+def build_majority_regions(spec: ModelSpec, seed: int) -> Prevalence:
+    """Return the prevalence rule of the 15 regions."""
+    return Prevalence(N_REGIONS)
+
+
+@register_model(
+    ModelSpec(
+        name="radiomics-logreg",
+        task="recanalization",
+        kind="rule",
+        summary="first-order and shape features of the hypodense, hypoperfused and clot regions, "
+        "logistic regression",
+        inputs=[Modality.NCCT, Modality.CTA, Modality.BRAIN_MASK],
+        pipeline="recanalization",
+        parameters=0,
+        citation=TASKS["recanalization"].source + " (its radiomics row)",
+        departures=[
+            "the paper gives its radiomics model's result only: the regions (NCCT darker than its mirror, "
+            "CTA enhancement below its mirror, dense 50-90 HU voxels above their mirror), the 14 features "
+            "and the classifier (standardised features, logistic regression, C = 1, balanced classes) are "
+            "this implementation's; it is fitted like a rule (no gradient training), its 43 fitted numbers "
+            "kept as JSON",
+        ],
+    ),
+    source="strokebench",
+)
+def build_radiomics_logreg(spec: ModelSpec, seed: int) -> RadiomicsLogReg:
+    """Return the radiomics model, to fit."""
+    return RadiomicsLogReg()

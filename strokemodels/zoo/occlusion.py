@@ -10,6 +10,7 @@ from strokedata.manifest import Modality
 from strokemodels.benchmark.tasks import TASKS
 from strokemodels.registry import register_model
 from strokemodels.spec import ModelSpec, Recipe
+from strokemodels.zoo import seeded
 
 PAPER = TASKS["occlusion"].source
 MAPS = [Modality.CBF, Modality.CBV, Modality.TMAX]
@@ -41,15 +42,6 @@ SHARED_DEPARTURES = [
 ]
 
 
-def _seeded(seed: int, make: Any) -> Any:
-    """Return ``make()`` with torch's random state seeded, without changing the caller's."""
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return make()
-
-
 @register_model(
     ModelSpec(
         name="cbam3d",
@@ -77,7 +69,7 @@ def build_cbam3d(spec: ModelSpec, seed: int) -> Any:
     """Return a seeded CBAM3dCNN for the spec's channels and the task's three classes."""
     from strokemodels.zoo.nets3d import CBAM3dCNN
 
-    return _seeded(seed, lambda: CBAM3dCNN(len(spec.inputs), len(TASKS[spec.task].classes)))
+    return seeded(seed, lambda: CBAM3dCNN(len(spec.inputs), len(TASKS[spec.task].classes)))
 
 
 @register_model(
@@ -105,4 +97,4 @@ def build_resnet18_cbam3d(spec: ModelSpec, seed: int) -> Any:
     """Return a seeded ResNet18CBAM3d for the spec's channels and the task's three classes."""
     from strokemodels.zoo.nets3d import ResNet18CBAM3d
 
-    return _seeded(seed, lambda: ResNet18CBAM3d(len(spec.inputs), len(TASKS[spec.task].classes)))
+    return seeded(seed, lambda: ResNet18CBAM3d(len(spec.inputs), len(TASKS[spec.task].classes)))

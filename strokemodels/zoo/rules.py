@@ -2,7 +2,8 @@
 through the same ``train`` / ``predict`` / ``score`` as the networks. No torch here.
 
 - ``majority-occlusion``: the most frequent training class, with the training frequencies as
-  probabilities.
+  probabilities; ``majority-recanalization`` and ``majority-regions``: the training prevalence of each
+  output (the majority decision at 0.5).
 - ``tmax-territory`` (the atlas-based comparison point of Papakyriakou et al. 2025, Peerlings et al.
   2023): the share of each vascular territory of the occluded side with Tmax > 6 s, on the template
   atlas the occlusion pipeline registers to; ICA-T when the anterior (ACA) territory is hypoperfused,
@@ -79,6 +80,41 @@ class MajorityClass:
     def load_state(self, state: Mapping[str, Any]) -> None:
         """Restore the frequencies."""
         self.frequencies = np.asarray(state["frequencies"], dtype=np.float64)
+
+
+class Prevalence:
+    """The training prevalence of each output, for every patient: the majority-class floor of the binary
+    and multi-label tasks. Recanalization: (1,) the share of favourable outcomes (a decision of the
+    majority at 0.5); clot-regions: (slices, 15) each region's share of training slices holding clot,
+    on every slice of the patient (the first input image gives the slices)."""
+
+    def __init__(self, outputs: int) -> None:
+        self.shares = np.zeros(outputs)
+
+    def fit(self, patients: Sequence[PatientImages]) -> None:
+        """Average the training labels (per-slice labels pooled over all slices)."""
+        total, count = np.zeros_like(self.shares), 0
+        for patient in patients:
+            rows = np.asarray(patient.label, dtype=np.float64).reshape(-1, self.shares.size)
+            total += rows.sum(axis=0)
+            count += rows.shape[0]
+        self.shares = total / max(count, 1)
+
+    def predict(self, patient: PatientImages) -> np.ndarray:
+        """Return the shares, per slice of the patient for several outputs."""
+        if self.shares.size == 1:
+            return self.shares.copy()
+        first = next(iter(patient.images))
+        slices = patient.images[first][0].shape[2]
+        return np.tile(self.shares, (slices, 1))
+
+    def state(self) -> dict[str, Any]:
+        """Return the shares."""
+        return {"shares": self.shares.tolist()}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore the shares."""
+        self.shares = np.asarray(state["shares"], dtype=np.float64)
 
 
 def _grid(shape: tuple[int, ...], affine: np.ndarray) -> Any:
