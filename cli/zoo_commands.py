@@ -18,7 +18,10 @@ Cache = Annotated[
     typer.Option("--cache", help="Training cache root (default: $STROKEBENCH_CACHE or ~/.cache)."),
 ]
 LoaderWorkers = Annotated[
-    int, typer.Option(min=0, help="DataLoader worker processes (results do not change).")
+    int,
+    typer.Option(
+        min=0, help="Loader workers: processes on the CPU, reading threads on CUDA (results do not change)."
+    ),
 ]
 
 

@@ -317,3 +317,25 @@ def test_a_binary_network_trains_with_weighted_bce_and_is_scored(
     assert predicted.exit_code == 0, predicted.output
     scored = runner.invoke(app, ["score", str(out), "--task", "recanalization", *test, "--bootstrap", "10"])
     assert scored.exit_code == 0, scored.output
+
+
+def test_threaded_batches_are_the_loaders_batches(tmp_path: Path) -> None:
+    """The GPU's threaded reader yields the DataLoader's batches, in the sampler's order, the last
+    partial batch dropped or kept alike."""
+    from torch.utils.data import DataLoader
+
+    from strokemodels.training.inputs import CachedInputs, EpochShuffle, ThreadedBatches
+
+    paths = []
+    for index in range(7):
+        paths.append(tmp_path / f"{index}.npy")
+        np.save(paths[-1], np.random.default_rng(index).random((2, 4, 4, 3), dtype=np.float32))
+    dataset = CachedInputs(paths, [index % 3 for index in range(7)])
+    for drop in (True, False):
+        sampler = EpochShuffle(7, seed=5)
+        sampler.set_epoch(2)
+        expected = list(DataLoader(dataset, 3, sampler=sampler, drop_last=drop))
+        found = list(ThreadedBatches(dataset, 3, sampler=sampler, drop_last=drop, threads=3, ahead=2))
+        assert len(found) == len(expected) == (2 if drop else 3)
+        for (a, la, ia), (b, lb, ib) in zip(expected, found, strict=True):
+            assert torch.equal(a, b) and torch.equal(la, lb) and torch.equal(ia, ib)

@@ -17,7 +17,7 @@ from strokemodels.benchmark.files import Rows
 from strokemodels.benchmark.scoring import score
 from strokemodels.benchmark.tasks import TASKS
 from strokemodels.training.cache import CacheSpec, build_cache, default_cache_root
-from strokemodels.training.inputs import CachedInputs, EpochShuffle, augment
+from strokemodels.training.inputs import CachedInputs, EpochShuffle, ThreadedBatches, augment
 from strokemodels.training.partitions import task_label
 from strokemodels.training.run import TrainParameters
 from strokemodels.training.samples import BinaryLoss, EpochSampler
@@ -87,20 +87,26 @@ def class_loss(parameters: TrainParameters, weights: np.ndarray, outputs: int) -
     return torch.nn.CrossEntropyLoss()
 
 
-def loaders(
-    train_set: Any, val_set: Any, sampler: Any, parameters: TrainParameters
-) -> tuple[DataLoader[Any], DataLoader[Any]]:
+def loaders(train_set: Any, val_set: Any, sampler: Any, parameters: TrainParameters) -> tuple[Any, Any]:
     """Return the training and validation loaders of a run.
 
-    Each loader draws its workers' seeds from its own generator, never from torch's global state, which
+    On CUDA with ``loader_workers`` N > 0: N threads read batches ahead into pinned memory
+    (ThreadedBatches). Otherwise DataLoaders with N worker processes (pinned batches on CUDA), each
+    loader drawing its workers' seeds from its own generator, never from torch's global state, which
     dropout uses: otherwise persistent workers (one draw per run instead of one per epoch) would change
-    the weights. Workers live across epochs; pinned batches copy to a GPU as it computes. An incomplete
-    last training batch is left out (it could hold one sample: no batch statistics)."""
+    the weights. Workers live across epochs. An incomplete last training batch is left out (it could
+    hold one sample: no batch statistics)."""
     workers, batch = parameters.loader_workers, parameters.batch_size
+    drop = len(train_set) > batch
+    if parameters.device == "cuda" and workers > 0:
+        return (
+            ThreadedBatches(train_set, batch, sampler=sampler, drop_last=drop, threads=workers, pin=True),
+            ThreadedBatches(val_set, batch, threads=workers, pin=True),
+        )
     keep, pin = workers > 0, parameters.device == "cuda"
     train = DataLoader(
         train_set, batch, sampler=sampler, num_workers=workers, persistent_workers=keep, pin_memory=pin,
-        generator=torch.Generator().manual_seed(parameters.seed), drop_last=len(train_set) > batch,
+        generator=torch.Generator().manual_seed(parameters.seed), drop_last=drop,
     )  # fmt: skip
     val = DataLoader(
         val_set, batch, num_workers=workers, persistent_workers=keep, pin_memory=pin,
