@@ -171,6 +171,10 @@ def predict(
     slice_level: Annotated[
         bool, typer.Option("--slice-level", help="clot-regions: one row per slice.")
     ] = False,
+    skip_empty_slices: Annotated[
+        bool,
+        typer.Option("--skip-empty-slices", help="Slice networks: slices without tissue are not run (0)."),
+    ] = False,
     device: Device = "auto",
     jobs: Jobs = None,
     loader_workers: LoaderWorkers = 0,
@@ -198,6 +202,7 @@ def predict(
         runs=tuple(runs), dataset=dataset, out=out, split=split, partition=partition,
         ensemble="mean" if ensemble == "mean" else "vote", device=chosen_device,
         slice_level=slice_level, jobs=jobs, cache_root=cache, loader_workers=loader_workers,
+        skip_empty_slices=skip_empty_slices,
     )  # fmt: skip
     with library_errors(), render.progress_bar() as progress:
         summary = run_prediction(request, progress)

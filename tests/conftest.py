@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,15 @@ def pristine_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def dataset(pristine_dataset: Path, tmp_path: Path) -> Path:
     """A private copy of the clean dataset that a test may corrupt."""
     return Path(shutil.copytree(pristine_dataset, tmp_path / "data", symlinks=True))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread for a module's tests, restored afterwards: small networks run faster on one
+    thread than on several of a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -6,18 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from strokemodels.registry import get_model
 from strokemodels.training.inference import slice_outputs, tissue_slices
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield None
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _volume(channels: int, depth: int = 7) -> np.ndarray:

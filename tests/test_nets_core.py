@@ -3,8 +3,6 @@ loss, and the attention map's agreement with PatchDataset's patches."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -13,16 +11,9 @@ from torch import nn
 
 from strokedata.sampling.patches import PatchDataset, extract_patch
 from strokemodels.zoo.nets_core import CTPTransformer, UNet2d, attention_map, generalized_dice_loss
+from tests.steps import adam_losses
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """These workloads are tiny: one intra-op thread is as fast, and without it OpenMP's spin waits make
-    them many times slower on a busy 2-core machine. The previous setting is restored."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _count(model: nn.Module) -> int:
@@ -79,14 +70,7 @@ def test_adam_steps_lower_the_transformer_loss() -> None:
     torch.manual_seed(0)
     model = CTPTransformer(dropout=0.0)
     patches, labels = torch.randn(2, 2, 32, 32, 32), torch.tensor([[0.0], [1.0]])
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(3):
-        optimiser.zero_grad()
-        loss = nn.functional.binary_cross_entropy_with_logits(model(patches), labels)
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimiser.step()
-        losses.append(loss.item())
+    losses = adam_losses(model, patches, labels, nn.functional.binary_cross_entropy_with_logits)
     assert losses[-1] < losses[0]
 
 
@@ -95,14 +79,7 @@ def test_adam_steps_lower_the_unet_generalised_dice_loss() -> None:
     model = UNet2d()
     images = torch.randn(2, 3, 16, 16)
     target = (images[:, :1] > 0.5).float()
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(3):
-        optimiser.zero_grad()
-        loss = generalized_dice_loss(model(images), target)
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimiser.step()
-        losses.append(loss.item())
+    losses = adam_losses(model, images, target, generalized_dice_loss)
     assert losses[-1] < losses[0]
 
 

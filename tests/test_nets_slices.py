@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
 from torch import nn
 
 from strokemodels.zoo.nets_slices import CNN4, MODELS, EfficientFormerV2, MobileNetV2, load_initial_weights
+from tests.steps import adam_losses
 
 SMALL: dict[str, tuple[Callable[[], nn.Module], int]] = {
     "cnn4": (CNN4, 128),
@@ -23,13 +24,7 @@ PAPER: dict[str, tuple[Callable[[], nn.Module], int]] = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """These networks are small at the tested sizes: one thread is faster than several on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _count(model: nn.Module) -> int:
@@ -151,14 +146,7 @@ def test_a_few_adam_steps_lower_the_loss(name: str) -> None:
     model = _seeded(make).train()
     inputs = torch.randn(4, 3, size, size)
     targets = (torch.rand(4, 15) < 0.2).float()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(6):
-        optimizer.zero_grad()
-        loss = nn.functional.binary_cross_entropy_with_logits(model(inputs), targets)
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
-        losses.append(loss.item())
+    losses = adam_losses(model, inputs, targets, nn.functional.binary_cross_entropy_with_logits, steps=6)
     assert losses[-1] < losses[0]
 
 

@@ -22,6 +22,7 @@ SHRINK = (
     (r"--preset realistic", "--preset tiny"),
     (r"(--jobs|-j) 2\b", r"\1 1"),
     (r"--input-size 64,64,16\b", "--input-size 32,32,8"),
+    (r"--input-size 64,64\b", "--input-size 32,32"),
     (r"--epochs 2\b", "--epochs 1"),
 )
 """Smaller cohorts and inputs, the tiny preset, one job and one epoch: the same commands, a tenth of the

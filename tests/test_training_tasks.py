@@ -23,6 +23,7 @@ from strokemodels.training.train import TrainRequest, train
 from tests.builders import build_dataset
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,20 @@ def _train(cohort: tuple[Path, Path], data: Path, model: str, out: Path, **chang
     return train(TrainRequest(**request))  # type: ignore[arg-type]
 
 
+def _predicted_and_scored(
+    cohort: tuple[Path, Path], data: Path, run: Path, out: Path, **options: object
+) -> int:
+    """Predict the test partition with ``run`` into ``out``, score it, and return the patients predicted."""
+    request = PredictRequest(
+        (run,), data, out, split=cohort[1], partition="test", cache_root=out.parent / "cache", **options
+    )  # type: ignore[arg-type]
+    summary = predict(request)
+    task = read_record(run).spec.task
+    (report,) = score_files(task, out, dataset=data, split=cohort[1], partition="test", bootstrap=0)
+    assert report.metrics
+    return summary.patients
+
+
 def _losses(run: Path) -> list[float]:
     return [float(line.split(",")[1]) for line in (run / METRICS_FILE).read_text().splitlines()[1:]]
 
@@ -62,22 +77,8 @@ def test_a_slice_network_trains_on_slices_and_predicts_slices_and_patients(
     losses = _losses(run)
     assert losses[-1] < losses[0], losses
     assert read_record(run).parameters.input_size == (32, 32, 1)
-    slices = predict(
-        PredictRequest(
-            (run,),
-            data,
-            tmp_path / "slices.csv",
-            split=cohort[1],
-            partition="test",
-            slice_level=True,
-            cache_root=tmp_path / "cache",
-        )
-    )
-    patients = predict(
-        PredictRequest(
-            (run,), data, tmp_path / "p.csv", split=cohort[1], partition="test", cache_root=tmp_path / "cache"
-        )
-    )
+    slices = _predicted_and_scored(cohort, data, run, tmp_path / "slices.csv", slice_level=True)
+    patients = _predicted_and_scored(cohort, data, run, tmp_path / "p.csv", skip_empty_slices=True)
     dataset = load_dataset(data)
     rows = (tmp_path / "slices.csv").read_text().splitlines()[1:]
     depth = sum(
@@ -85,12 +86,7 @@ def test_a_slice_network_trains_on_slices_and_predicts_slices_and_patients(
         for pid in sorted({row.split(",")[0] for row in rows})
     )
     assert len(rows) == depth  # one row per slice of every predicted patient
-    assert slices.patients == patients.patients == 2
-    for path in (tmp_path / "slices.csv", tmp_path / "p.csv"):
-        (report,) = score_files(
-            "clot-regions", path, dataset=data, split=cohort[1], partition="test", bootstrap=0
-        )
-        assert report.metrics
+    assert slices == patients == 2
 
 
 def test_the_recanalization_networks_train_predict_and_score(
@@ -100,16 +96,7 @@ def test_the_recanalization_networks_train_predict_and_score(
     for model in ("scanet",):  # resnet34-2d: the contract suite (21 million weights train slowly here)
         run = _train(cohort, data, model, tmp_path / model, input_size=(32, 32, 8), batch_size=2)
         assert len(_losses(run)) == 2
-        out = tmp_path / f"{model}.csv"
-        predict(
-            PredictRequest(
-                (run,), data, out, split=cohort[1], partition="test", cache_root=tmp_path / "cache"
-            )
-        )
-        (report,) = score_files(
-            "recanalization", out, dataset=data, split=cohort[1], partition="test", bootstrap=0
-        )
-        assert report.metrics
+        assert _predicted_and_scored(cohort, data, run, tmp_path / f"{model}.csv") == 2
 
 
 def test_the_core_stages_chain_into_masks_on_the_truths_grid(
@@ -117,7 +104,9 @@ def test_the_core_stages_chain_into_masks_on_the_truths_grid(
 ) -> None:
     data = _preprocessed(cohort, "core")
     common = {"attention_stride": 8, "batch_size": 16}
-    first = _train(cohort, data, "ctp-transformer", tmp_path / "tfa", samples_per_epoch=64, **common)
+    first = _train(
+        cohort, data, "ctp-transformer", tmp_path / "tfa", epochs=1, samples_per_epoch=32, **common
+    )
     refused = runner.invoke(
         app,
         ["train", "--task", "core", "--model", "ctp-unet", "--dataset", str(data), "--split", str(cohort[1]),
@@ -135,11 +124,7 @@ def test_the_core_stages_chain_into_masks_on_the_truths_grid(
     assert (second / "stage1.pt").read_bytes() == (first / "best.pt").read_bytes()
     for run in (first, second):
         out = tmp_path / f"{run.name}.csv"
-        predict(
-            PredictRequest(
-                (run,), data, out, split=cohort[1], partition="test", cache_root=tmp_path / "cache"
-            )
-        )
+        assert _predicted_and_scored(cohort, data, run, out) == 2
         dataset = load_dataset(data)
         for line in out.read_text().splitlines()[1:]:
             pid, mask = line.split(",")
@@ -147,5 +132,3 @@ def test_the_core_stages_chain_into_masks_on_the_truths_grid(
             truth = read_volume(data / pid / dataset.patients[pid].images[Modality.CORE], MAX_VOXELS)
             assert written.data.shape == truth.data.shape
             assert np.allclose(written.header.affine, truth.header.affine)
-        (report,) = score_files("core", out, dataset=data, split=cohort[1], partition="test", bootstrap=0)
-        assert "dice" in report.metrics

@@ -39,6 +39,7 @@ class PredictRequest:
     ensemble: Ensemble = "vote"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     slice_level: bool = False
+    skip_empty_slices: bool = False
     jobs: int | None = None
     cache_root: Path | None = None
     loader_workers: int = 0
@@ -138,7 +139,17 @@ def _network_outputs(
 
         batch, amp = record.parameters.batch_size, record.parameters.amp
         return {
-            pid: Output(slice_probabilities(model, cache.arrays[pid], batch, device, amp, freeze=True))
+            pid: Output(
+                slice_probabilities(
+                    model,
+                    cache.arrays[pid],
+                    batch,
+                    device,
+                    amp,
+                    freeze=True,
+                    skip_empty=request.skip_empty_slices,
+                )
+            )
             for pid in ids
         }
     loader = DataLoader(

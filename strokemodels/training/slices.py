@@ -54,25 +54,31 @@ class SliceInputs(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
 
 
 def slice_probabilities(
-    model: Any, array: Path, batch: int, device: str, amp: bool, *, freeze: bool = False
-) -> np.ndarray:
+    model: Any, array: Path, batch: int, device: str, amp: bool, *, freeze: bool = False,
+    skip_empty: bool = False,
+) -> np.ndarray:  # fmt: skip
     """Return the sigmoid of ``model`` on every slice of one cached (Z, C, X, Y) array: (Z, outputs);
-    with ``freeze``, through the model frozen for inference (strokemodels.training.inference)."""
-    from strokemodels.training.inference import frozen
+    with ``freeze``, through the model frozen for inference; with ``skip_empty``, slices without tissue
+    (strokemodels.training.inference.tissue_slices) are not run and get 0."""
+    from strokemodels.training.inference import frozen, tissue_slices
 
     slices = np.load(array, mmap_mode="r")
-    found = []
+    chosen = (
+        np.flatnonzero(tissue_slices(np.moveaxis(slices, 0, -1))) if skip_empty else np.arange(len(slices))
+    )
+    found = np.zeros((slices.shape[0], N_REGIONS))
     model.eval()
     runner = model
     with torch.inference_mode():
-        for start in range(0, slices.shape[0], batch):
-            inputs = torch.from_numpy(np.array(slices[start : start + batch])).to(device)
+        for start in range(0, chosen.size, batch):
+            index = chosen[start : start + batch]
+            inputs = torch.from_numpy(np.array(slices[index])).to(device)
             if freeze and start == 0 and device == "cpu":
                 runner, _ = frozen(model, inputs)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device == "cuda"):
                 logits = runner(inputs)
-            found.append(torch.sigmoid(logits.float()).cpu().numpy())
-    return np.concatenate(found).astype(np.float64) if found else np.zeros((0, N_REGIONS))
+            found[index] = torch.sigmoid(logits.float()).cpu().numpy()
+    return found
 
 
 def region_metrics(probabilities: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict[str, float]:
