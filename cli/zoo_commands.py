@@ -110,6 +110,10 @@ def train(
     patches_per_epoch: Annotated[
         int | None, typer.Option(min=1, help="Patch models: patches per epoch (default: the recipe's).")
     ] = None,
+    head_epochs: Annotated[
+        int | None,
+        typer.Option(min=0, help="Epochs training the output head alone before fine-tuning everything."),
+    ] = None,
     init_weights: Annotated[
         Path | None, typer.Option(help="A local state dict to start from (matching keys); never downloaded.")
     ] = None,
@@ -145,7 +149,7 @@ def train(
             batch_size=batch_size, learning_rate=lr, select_by=select_by, input_size=size, seed=seed,
             device=chosen_device, amp=amp, loader_workers=loader_workers, jobs=jobs, cache_root=cache,
             resume=resume, attention_stride=attention_stride, init_weights=init_weights,
-            samples_per_epoch=patches_per_epoch,
+            samples_per_epoch=patches_per_epoch, head_epochs=head_epochs,
             stage1=None if stage1 is None else stage1 / f"fold{chosen}" if all_folds else stage1,
         )  # fmt: skip
         with library_errors(resumable), render.progress_bar(plain_skips={"epochs"}) as progress:

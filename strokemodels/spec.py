@@ -62,6 +62,14 @@ class Recipe(BaseModel):
     augment: list[Literal["flip-y", "flip-z", "rotate-z"]] = Field(
         default_factory=list, description="augmentation on the cached tensors, seeded per epoch"
     )
+    head_epochs: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="epochs that train the output head alone, the rest frozen, before every weight trains "
+        "at learning_rate x fine_tune_factor (the AMI-Net report's transfer learning); 0: all from the start",
+    )
+    fine_tune_factor: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.1, description="the learning rate's factor once the head epochs are over"
+    )
     patience: Annotated[int, Field(ge=1)] | None = Field(
         default=None,
         description="stop after this many epochs without a better validation metric (early "

@@ -132,3 +132,27 @@ def test_the_core_stages_chain_into_masks_on_the_truths_grid(
             truth = read_volume(data / pid / dataset.patients[pid].images[Modality.CORE], MAX_VOXELS)
             assert written.data.shape == truth.data.shape
             assert np.allclose(written.header.affine, truth.header.affine)
+
+
+def test_head_epochs_train_the_head_alone_then_everything_at_the_lower_rate(
+    cohort: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The AMI-Net report's transfer schedule: the head alone first, then every weight at a tenth."""
+    import torch
+
+    from strokemodels.registry import get_model
+    from strokemodels.training.run import LAST
+
+    data = _preprocessed(cohort, "clot-regions", window="angiography")
+    common = {"input_size": (32, 32, 1), "batch_size": 8, "head_epochs": 1}
+    first = _train(cohort, data, "cnn4", tmp_path / "one", epochs=1, **common)
+    both = _train(cohort, data, "cnn4", tmp_path / "two", epochs=2, **common)
+    entry = get_model("cnn4")
+    initial = entry.build(entry.spec.at_size((32, 32, 1)), 0).state_dict()
+    after_one = torch.load(first / LAST, weights_only=True)["state_dict"]
+    after_two = torch.load(both / LAST, weights_only=True)["state_dict"]
+    for name, value in initial.items():
+        assert torch.equal(value, after_one[name]) != name.startswith("head."), name  # only the head moved
+        assert not torch.equal(value, after_two[name]), name  # then everything did
+    rates = [float(line.split(",")[2]) for line in (both / METRICS_FILE).read_text().splitlines()[1:]]
+    assert rates[1] == pytest.approx(rates[0] * 0.1)

@@ -10,6 +10,7 @@ saved in every checkpoint). Loader workers only read arrays, so their number cha
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,37 @@ def initial_weights(model: Any, path: Path) -> list[str]:
     return sorted(set(own) - set(matching))
 
 
+def _head_parameters(model: Any, head_epochs: int) -> set[str]:
+    """Return the names of the head's parameters, trained alone for ``head_epochs`` epochs (none: an
+    empty set); RunError when the network does not name its head (``head_prefixes``)."""
+    if not head_epochs:
+        return set()
+    prefixes = tuple(getattr(model, "head_prefixes", ()))
+    if not prefixes:
+        raise RunError(
+            f"--head-epochs {head_epochs}: this network does not name its output head (head_prefixes); "
+            "train it with --head-epochs 0"
+        )
+    return {name for name, _ in model.named_parameters() if name.startswith(prefixes)}
+
+
+def _schedule(optimizer: Any, parameters: TrainParameters) -> Any:
+    """Return the learning-rate schedule: cosine annealing over the epochs or constant, the rate times
+    fine_tune_factor from the first epoch after the head epochs."""
+    epochs, head = parameters.epochs, parameters.head_epochs
+    if not head:
+        if parameters.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    cosine = parameters.schedule == "cosine"
+
+    def factor(epoch: int) -> float:
+        shape = 0.5 * (1 + math.cos(math.pi * epoch / epochs)) if cosine else 1.0
+        return shape * (1.0 if epoch < head else parameters.fine_tune_factor)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 class NetworkTraining:
     """One network's training run: its data, model, optimiser and schedule, epoch by epoch."""
 
@@ -88,12 +120,8 @@ class NetworkTraining:
             initial_weights(self.model, Path(self.parameters.init_weights))
         self.model.to(self.device)
         self.optimizer = _optimizer(self.parameters, self.model)
-        epochs = self.parameters.epochs
-        self.scheduler = (
-            torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=epochs)
-            if self.parameters.schedule == "cosine"
-            else torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
-        )
+        self.head = _head_parameters(self.model, self.parameters.head_epochs)
+        self.scheduler = _schedule(self.optimizer, self.parameters)
         self.rows: list[dict[str, float | int]] = []
         self.best: tuple[float, int] | None = None
         self.first_epoch = 0
@@ -154,6 +182,9 @@ class NetworkTraining:
         parameters = self.parameters
         samples.sampler.set_epoch(epoch)
         self.model.train()
+        if self.head:  # the head alone during the head epochs, every weight after them
+            for name, parameter in self.model.named_parameters():
+                parameter.requires_grad_(epoch >= self.parameters.head_epochs or name in self.head)
         total, seen = 0.0, 0
         for batch, labels, indices in samples.train_loader:
             inputs = samples.augment(batch.to(self.device, non_blocking=True), indices.tolist(), epoch)

@@ -46,6 +46,8 @@ class TrainParameters(BaseModel):
     )
     samples_per_epoch: int | None = Field(default=None, description="patches per epoch (patch models)")
     patience: int | None = Field(default=None, description="early stopping: epochs without improvement")
+    head_epochs: int = Field(default=0, description="epochs training the head alone before fine-tuning")
+    fine_tune_factor: float = Field(default=0.1, description="the learning rate's factor after them")
     attention_stride: int | None = Field(
         default=None, description="pixels between the patch centres of the attention maps (core)"
     )

@@ -60,6 +60,7 @@ class TrainRequest:
     stage1: Path | None = None
     attention_stride: int | None = None
     samples_per_epoch: int | None = None
+    head_epochs: int | None = None
     init_weights: Path | None = None
 
 
@@ -76,7 +77,7 @@ def resolve_device(device: Device) -> Literal["cpu", "cuda"]:
 
 RECIPE_AS_IS = {
     "weight_decay", "momentum", "optimizer", "schedule", "loss", "class_weight_mu", "weighted_sampler",
-    "augment", "positive_weight", "patience",
+    "augment", "positive_weight", "patience", "fine_tune_factor",
 }  # fmt: skip
 """The recipe's values a run takes as they are (the others can be overridden by the request)."""
 
@@ -104,6 +105,7 @@ def _parameters(entry: ModelEntry, request: TrainRequest) -> TrainParameters:
         device=resolve_device(request.device) if learned else "cpu",
         amp=request.amp,
         loader_workers=request.loader_workers,
+        head_epochs=_given(request.head_epochs, recipe.head_epochs),
         samples_per_epoch=_given(request.samples_per_epoch, recipe.samples_per_epoch)
         if recipe.samples_per_epoch is not None
         else None,
