@@ -14,15 +14,15 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _volume(channels: int, depth: int = 7) -> np.ndarray:
-    """Return a (C, 40, 40, depth) volume of air (-1000) with a disc of tissue on every slice but 0 and 5."""
+    """Return (depth, C, 40, 40) slices of air (-1000) with a disc of tissue on every slice but 0 and 5."""
     rng = np.random.default_rng(3)
-    volume = np.full((channels, 40, 40, depth), -1000.0, dtype=np.float32)
+    slices = np.full((depth, channels, 40, 40), -1000.0, dtype=np.float32)
     x, y = np.mgrid[:40, :40]
     disc = (x - 20) ** 2 + (y - 20) ** 2 < 150
     for z in range(depth):
         if z not in (0, 5):
-            volume[:, disc, z] = rng.normal(40, 10, (channels, int(disc.sum())))
-    return volume
+            slices[z][:, disc] = rng.normal(40, 10, (channels, int(disc.sum())))
+    return slices
 
 
 def test_tissue_slices_are_the_slices_holding_tissue() -> None:

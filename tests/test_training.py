@@ -339,3 +339,20 @@ def test_threaded_batches_are_the_loaders_batches(tmp_path: Path) -> None:
         assert len(found) == len(expected) == (2 if drop else 3)
         for (a, la, ia), (b, lb, ib) in zip(expected, found, strict=True):
             assert torch.equal(a, b) and torch.equal(la, lb) and torch.equal(ia, ib)
+
+
+def test_inputs_on_different_grids_are_cached_on_the_first_ones() -> None:
+    """An NCCT of few thick slices and a CTA of many thin ones (both registered to the template) meet on
+    the NCCT's grid before the cache resizes them: a constant CTA stays constant there."""
+    import torchio as tio
+
+    from strokemodels.training.cache import on_one_grid
+
+    ncct = tio.ScalarImage(tensor=torch.rand(1, 8, 8, 4), affine=np.diag([2.0, 2.0, 5.0, 1.0]))
+    cta = tio.ScalarImage(tensor=torch.full((1, 16, 16, 40), 7.0), affine=np.diag([1.0, 1.0, 0.5, 1.0]))
+    subject = on_one_grid(tio.Subject(NCCT=ncct, CTA=cta), ["NCCT", "CTA"])
+    assert subject["CTA"].spatial_shape == (8, 8, 4)
+    assert np.allclose(subject["CTA"].affine, ncct.affine)
+    assert torch.equal(subject["NCCT"].data, ncct.data)
+    inside = subject["CTA"].data[0, 1:-1, 1:-1, 1:-1]
+    assert torch.allclose(inside, torch.full_like(inside, 7.0))

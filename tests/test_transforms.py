@@ -35,6 +35,7 @@ from strokedata.transforms import (
     TemporalResample,
     resample_frames,
 )
+from strokedata.transforms.intensity import clip_and_scale
 
 TINY = preset("tiny")
 LABEL_KEYS = sorted(m.value for m in LABEL_MAPS)
@@ -105,6 +106,24 @@ def test_clip_and_scale_maps_the_range_onto_0_1_in_order(values: np.ndarray, low
     np.testing.assert_allclose(out, expected, atol=1e-5)
     order = np.argsort(values, axis=None, kind="stable")
     assert np.all(np.diff(out.ravel()[order]) >= 0)
+
+
+@given(
+    st.sampled_from([np.int16, np.uint16, np.int8, np.uint8]),
+    st.integers(0, 2**32 - 1),
+    st.floats(-2e3, 2e3),
+    st.floats(1e-2, 4e3),
+)
+def test_integer_images_are_scaled_to_the_bytes_of_the_float64_path(
+    dtype: type[np.integer], seed: int, low: float, span: float
+) -> None:
+    """CT in HU goes through a table of every stored value: exactly what the float64 path gives."""
+    info = np.iinfo(dtype)
+    values = np.random.default_rng(seed).integers(info.min, info.max + 1, (2, 5, 4, 3)).astype(dtype)
+    expected = np.empty(values.shape, np.float32)
+    for channel, plane in enumerate(values):
+        expected[channel] = (np.clip(plane.astype(np.float64), low, low + span) - low) / span
+    assert np.array_equal(clip_and_scale(values, low, low + span), expected)
 
 
 def test_perfusion_000_scales_tmax_by_20_s(loaded: list[tio.Subject]) -> None:

@@ -129,6 +129,7 @@ def _input_array(job: _Job, manifest: PatientManifest) -> np.ndarray:
     subject = patient_subject(job.root, manifest, list(job.spec.inputs))
     if job.spec.pipeline in PIPELINES:
         subject = PIPELINES[job.spec.pipeline].loading()(subject)
+    subject = on_one_grid(subject, [m.value for m in job.spec.inputs])
     images = [subject[m.value] for m in job.spec.inputs]
     channels = [
         torch.as_tensor(image.data, dtype=torch.float32) for image in images if isinstance(image, tio.Image)
@@ -142,6 +143,23 @@ def _input_array(job: _Job, manifest: PatientManifest) -> np.ndarray:
     if tuple(stacked.shape[1:]) != job.spec.size:
         stacked = F.interpolate(stacked[None], size=job.spec.size, mode="trilinear", align_corners=False)[0]
     return np.ascontiguousarray(stacked.numpy(), dtype=np.float32)
+
+
+def on_one_grid(subject: Any, keys: list[str]) -> Any:
+    """Return the subject with the images of ``keys`` on the first one's grid: the others resampled
+    (trilinear, torchio) where their shape or affine differ (NCCT of 32 slices beside a CTA of 200, both
+    registered to the template), unchanged where all share it."""
+    import numpy as np
+    import torchio as tio
+
+    first = subject[keys[0]]
+
+    def elsewhere(key: str) -> bool:
+        image = subject[key]
+        return bool(image.spatial_shape != first.spatial_shape or not np.allclose(image.affine, first.affine))
+
+    others = [key for key in keys[1:] if elsewhere(key)]
+    return tio.Resample(keys[0], include=others)(subject) if others else subject
 
 
 def _label_array(job: _Job, manifest: PatientManifest) -> np.ndarray:

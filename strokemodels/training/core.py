@@ -79,22 +79,17 @@ def pad_to(tensor: torch.Tensor, multiple: int = 8) -> torch.Tensor:
     return F.pad(tensor, (0, -y % multiple, 0, -x % multiple))
 
 
-def unet_probabilities(
-    model: Any, inputs: np.ndarray, batch: int, device: str, *, freeze: bool = False
-) -> np.ndarray:
-    """Return the U-Net's probability of core for (Z, 3, X, Y) inputs as an (X, Y, Z) float32 map; with
-    ``freeze`` (on the CPU), through the model frozen for inference (strokemodels.training.inference)."""
-    from strokemodels.training.inference import frozen
-
+def unet_probabilities(model: Any, inputs: np.ndarray, batch: int, device: str) -> np.ndarray:
+    """Return the U-Net's probability of core for (Z, 3, X, Y) inputs as an (X, Y, Z) float32 map, in
+    batches of ``batch`` slices (on the CPU one at a time: a batch of 512 x 512 slices holds gigabytes
+    of activations)."""
     model.eval()
-    runner = model
+    step = 1 if device == "cpu" else batch
     planes = []
     with torch.inference_mode():
-        for start in range(0, inputs.shape[0], batch):
-            chunk = pad_to(torch.from_numpy(np.array(inputs[start : start + batch])).to(device))
-            if freeze and start == 0 and device == "cpu":
-                runner, _ = frozen(model, chunk)
-            logits = runner(chunk)[:, 0, : inputs.shape[2], : inputs.shape[3]]
+        for start in range(0, inputs.shape[0], step):
+            chunk = pad_to(torch.from_numpy(np.array(inputs[start : start + step])).to(device))
+            logits = model(chunk)[:, 0, : inputs.shape[2], : inputs.shape[3]]
             planes.append(torch.sigmoid(logits.float()).cpu().numpy())
     return np.concatenate(planes).transpose(1, 2, 0).astype(np.float32)
 
@@ -278,6 +273,6 @@ def core_outputs(
     for manifest in manifests:
         affine = read_header(root / manifest.patient_id / manifest.images[Modality.CTP]).affine
         inputs = np.load(arrays[manifest.patient_id])
-        mapped = unet_probabilities(model, inputs, record.parameters.batch_size, device, freeze=True)
+        mapped = unet_probabilities(model, inputs, record.parameters.batch_size, device)
         outputs[manifest.patient_id] = Output(mapped, np.asarray(affine))
     return outputs

@@ -1,8 +1,8 @@
 """A network run over one patient held in memory, as fast as one CPU thread allows: the model frozen
 for inference (TorchScript: batch normalisation folded into the convolutions, the graph optimised;
 eager when tracing fails), slices batched, and optionally slices without tissue skipped (their outputs
-0). ``predict`` uses it for slice networks; benchmarks/inference.py measures it against the plain
-eager path on a realistic patient."""
+0). Training validates and ``predict`` predicts slice networks with it; benchmarks/inference.py measures it
+against the plain eager path on a realistic patient."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ import torch.nn.functional as F
 
 from strokedata.manifest import N_REGIONS
 
+CPU_BATCH = 4
+"""Slices per forward pass on the CPU: on one thread, 4 slices of 224 x 224 ran MobileNetV2 at 8 ms a
+slice against 14 ms in batches of 32 (the activations stay in cache; docs/performance.md)."""
 EMPTY_SHARE = 0.01
 """A slice is empty when fewer than this share of its pixels rise above the volume's air level."""
 
@@ -32,38 +35,36 @@ def frozen(model: Any, example: torch.Tensor) -> tuple[Any, bool]:
         return model, False
 
 
-def tissue_slices(volume: np.ndarray) -> np.ndarray:
-    """Return a (Z,) bool array: the axial slices of (C, X, Y, Z) ``volume`` whose first channel has at
-    least EMPTY_SHARE of its pixels above the volume's minimum by a thousandth of its range."""
-    first = volume[0]
+def tissue_slices(slices: np.ndarray) -> np.ndarray:
+    """Return a (Z,) bool array: the slices of (Z, C, X, Y) ``slices`` whose first channel has at least
+    EMPTY_SHARE of its pixels above the volume's minimum by a thousandth of its range."""
+    first = slices[:, 0]
     low, high = float(first.min()), float(first.max())
     above = first > low + 1e-3 * (high - low)
-    return np.asarray(above.mean(axis=(0, 1)) >= EMPTY_SHARE)
+    return np.asarray(above.mean(axis=(1, 2)) >= EMPTY_SHARE)
 
 
 def slice_outputs(
-    model: Any, volume: np.ndarray, size: tuple[int, int], *, batch: int = 32, skip_empty: bool = False,
-    freeze: bool = True,
+    model: Any, slices: np.ndarray, size: tuple[int, int] | None = None, *, batch: int = CPU_BATCH,
+    skip_empty: bool = False, freeze: bool = True, device: str = "cpu", amp: bool = False,
 ) -> np.ndarray:  # fmt: skip
-    """Return the sigmoid outputs of a slice network on every axial slice of (C, X, Y, Z) ``volume``,
-    each slice resized (bilinear) to ``size`` as in the training cache: (Z, outputs) float64. With
-    ``skip_empty``, slices without tissue are not run and get 0; with ``freeze`` the model is frozen
-    (``frozen``) for the run."""
-    depth = volume.shape[3]
-    chosen = np.flatnonzero(tissue_slices(volume)) if skip_empty else np.arange(depth)
-    slices = torch.from_numpy(np.ascontiguousarray(volume.transpose(3, 0, 1, 2)))
+    """Return the sigmoid outputs of a slice network on every slice of (Z, C, X, Y) ``slices`` (in
+    memory, or the training cache's memory map), each resized (bilinear) to ``size`` when given as in the
+    training cache: (Z, outputs) float64. With ``skip_empty``, slices without tissue are not run and get
+    0; with ``freeze`` (on the CPU) the model is frozen for the run (``frozen``); ``amp``: bf16 on CUDA."""
+    depth = slices.shape[0]
+    chosen = np.flatnonzero(tissue_slices(slices)) if skip_empty else np.arange(depth)
     runner: Any = model.eval()
-    outputs: np.ndarray | None = None
+    outputs = np.zeros((depth, N_REGIONS))
     with torch.inference_mode():
         for start in range(0, chosen.size, batch):
             index = chosen[start : start + batch]
-            piece = slices[torch.from_numpy(index)].float()
-            if tuple(piece.shape[2:]) != size:
+            piece = torch.from_numpy(np.asarray(slices[index], dtype=np.float32)).to(device)
+            if size is not None and tuple(piece.shape[2:]) != size:
                 piece = F.interpolate(piece, size=size, mode="bilinear", align_corners=False)
-            if freeze and start == 0:
+            if freeze and start == 0 and device == "cpu":
                 runner, _ = frozen(model, piece)
-            found = torch.sigmoid(runner(piece).float()).numpy().astype(np.float64)
-            if outputs is None:
-                outputs = np.zeros((depth, found.shape[1]))
-            outputs[index] = found
-    return outputs if outputs is not None else np.zeros((depth, N_REGIONS))
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device == "cuda"):
+                logits = runner(piece)
+            outputs[index] = torch.sigmoid(logits.float()).cpu().numpy()
+    return outputs

@@ -135,23 +135,21 @@ def _network_outputs(
     )
     ids = list(cache.arrays)
     if layout == "slices":
-        from strokemodels.training.slices import slice_probabilities
+        import numpy as np
 
-        batch, amp = record.parameters.batch_size, record.parameters.amp
+        from strokemodels.training.inference import CPU_BATCH, slice_outputs
+
+        batch = CPU_BATCH if device == "cpu" else record.parameters.batch_size
+        amp, skip = record.parameters.amp, request.skip_empty_slices
         return {
             pid: Output(
-                slice_probabilities(
-                    model,
-                    cache.arrays[pid],
-                    batch,
-                    device,
-                    amp,
-                    freeze=True,
-                    skip_empty=request.skip_empty_slices,
+                slice_outputs(
+                    model, np.load(cache.arrays[pid], mmap_mode="r"), batch=batch, skip_empty=skip,
+                    device=device, amp=amp,
                 )
             )
             for pid in ids
-        }
+        }  # fmt: skip
     loader = DataLoader(
         CachedInputs([cache.arrays[pid] for pid in ids], [0] * len(ids)),
         batch_size=record.parameters.batch_size,

@@ -19,6 +19,7 @@ from strokedata.manifest import N_REGIONS
 from strokemodels.benchmark.files import Rows
 from strokemodels.benchmark.scoring import score
 from strokemodels.training.cache import CacheSpec, build_cache, default_cache_root, label_path
+from strokemodels.training.inference import slice_outputs
 from strokemodels.training.inputs import EpochShuffle
 from strokemodels.training.volumes import loaders
 
@@ -51,34 +52,6 @@ class SliceInputs(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
         image = np.array(np.load(path, mmap_mode="r")[z])
         labels = np.array(np.load(label_path(path), mmap_mode="r")[z], dtype=np.float32)
         return torch.from_numpy(image), torch.from_numpy(labels), index
-
-
-def slice_probabilities(
-    model: Any, array: Path, batch: int, device: str, amp: bool, *, freeze: bool = False,
-    skip_empty: bool = False,
-) -> np.ndarray:  # fmt: skip
-    """Return the sigmoid of ``model`` on every slice of one cached (Z, C, X, Y) array: (Z, outputs);
-    with ``freeze``, through the model frozen for inference; with ``skip_empty``, slices without tissue
-    (strokemodels.training.inference.tissue_slices) are not run and get 0."""
-    from strokemodels.training.inference import frozen, tissue_slices
-
-    slices = np.load(array, mmap_mode="r")
-    chosen = (
-        np.flatnonzero(tissue_slices(np.moveaxis(slices, 0, -1))) if skip_empty else np.arange(len(slices))
-    )
-    found = np.zeros((slices.shape[0], N_REGIONS))
-    model.eval()
-    runner = model
-    with torch.inference_mode():
-        for start in range(0, chosen.size, batch):
-            index = chosen[start : start + batch]
-            inputs = torch.from_numpy(np.array(slices[index])).to(device)
-            if freeze and start == 0 and device == "cpu":
-                runner, _ = frozen(model, inputs)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device == "cuda"):
-                logits = runner(inputs)
-            found[index] = torch.sigmoid(logits.float()).cpu().numpy()
-    return found
 
 
 def region_metrics(probabilities: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict[str, float]:
@@ -132,8 +105,11 @@ class SliceSamples:
         """Return the clot-regions metrics of ``model`` over the validation patients (slice unions)."""
         parameters = self.parameters
         found = {
-            pid: slice_probabilities(model, path, parameters.batch_size, parameters.device, parameters.amp)
+            pid: slice_outputs(
+                model, np.load(path, mmap_mode="r"), batch=parameters.batch_size, freeze=False,
+                device=parameters.device, amp=parameters.amp,
+            )
             for pid, path in self.val_arrays.items()
-        }
+        }  # fmt: skip
         truth = {pid: np.load(label_path(path)) for pid, path in self.val_arrays.items()}
         return region_metrics(found, truth)
