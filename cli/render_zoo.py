@@ -37,10 +37,15 @@ def render_model(spec: ModelSpec) -> None:
     """Print a model's spec: inputs, pipeline, shape, parameters, citation, recipe, departures."""
     plain(f"{spec.name} ({spec.task}, {spec.kind}): {spec.summary}")
     shape = " x ".join(str(n) for n in spec.input_shape) or "the images as they are"
+    if spec.kind == "learned":
+        shape += {"volume": " (a patient's volume)", "slice": " (one axial slice)", "patch": " (a patch)"}[
+            spec.sample
+        ]
     for label, text in (
         ("inputs", ", ".join(m.value for m in spec.inputs) or "none (the labels only)"),
         ("pipeline", spec.pipeline if spec.pipeline != "none" else "none: the canonical dataset as it is"),
         ("input shape", shape),
+        *((("second stage of", f"{spec.stage_of} (train with --stage1 RUN)"),) if spec.stage_of else ()),
         ("parameters", f"{spec.parameters:,}"),
         ("citation", spec.citation),
     ):
@@ -51,11 +56,19 @@ def render_model(spec: ModelSpec) -> None:
         weighted = (
             f" (class weights mu {recipe.class_weight_mu:g})" if "weighted" in recipe.loss + sampler else ""
         )
+        extras = [
+            f"positive labels weighted {recipe.positive_weight:g}" if recipe.positive_weight else "",
+            f"early stopping after {recipe.patience} epochs" if recipe.patience else "",
+            f"{recipe.samples_per_epoch} patches an epoch" if recipe.samples_per_epoch else "",
+            f"attention maps every {recipe.attention_stride} pixels" if recipe.attention_stride else "",
+            f"the head alone for {recipe.head_epochs} epochs" if recipe.head_epochs else "",
+        ]
         plain(
             f"  recipe: {recipe.optimizer} at {recipe.learning_rate:g}, {recipe.schedule} schedule, "
             f"{recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.loss}{sampler}{weighted}, "
             f"augmentation {', '.join(recipe.augment) or 'none'}, best epoch by "
             + (recipe.select_by or "the task's primary metric")
+            + "".join(f", {extra}" for extra in extras if extra)
         )
     for departure in spec.departures:
         plain(f"  departs from the paper: {departure}")
