@@ -339,6 +339,16 @@ def test_threaded_batches_are_the_loaders_batches(tmp_path: Path) -> None:
         assert len(found) == len(expected) == (2 if drop else 3)
         for (a, la, ia), (b, lb, ib) in zip(expected, found, strict=True):
             assert torch.equal(a, b) and torch.equal(la, lb) and torch.equal(ia, ib)
+    from strokemodels.training.cache import label_path
+    from strokemodels.training.slices import SliceInputs
+
+    for path in paths:  # slice samples: (C, X, Y) slices with a label tensor each
+        np.save(label_path(path), np.random.default_rng(1).integers(0, 2, (2, 15)).astype(np.uint8))
+    slices = SliceInputs(paths)
+    expected = list(DataLoader(slices, 4))
+    found = list(ThreadedBatches(slices, 4, threads=2))
+    for (a, la, ia), (b, lb, ib) in zip(expected, found, strict=True):
+        assert torch.equal(a, b) and torch.equal(la, lb) and torch.equal(ia, ib)
 
 
 def test_inputs_on_different_grids_are_cached_on_the_first_ones() -> None:

@@ -67,9 +67,9 @@ class ThreadedBatches:
         if not batches:
             return
         first = self.dataset[batches[0][0]][0]
-        pending: deque[tuple[torch.Tensor, list[Future[int]], list[int]]] = deque()
+        pending: deque[tuple[torch.Tensor, list[Future[Any]], list[int]]] = deque()
 
-        def copy(buffer: torch.Tensor, position: int, index: int) -> int:
+        def copy(buffer: torch.Tensor, position: int, index: int) -> Any:
             sample, label, _ = self.dataset[index]
             buffer[position].copy_(sample)
             return label
@@ -87,7 +87,8 @@ class ThreadedBatches:
                 submit(waiting.popleft())
             while pending:
                 buffer, labels, batch = pending.popleft()
-                found = torch.tensor([future.result() for future in labels])
+                read = [future.result() for future in labels]  # class indices, or label tensors (slices)
+                found = torch.stack(read) if isinstance(read[0], torch.Tensor) else torch.tensor(read)
                 if waiting:
                     submit(waiting.popleft())
                 yield buffer, found, torch.tensor(batch)
