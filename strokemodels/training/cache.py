@@ -175,7 +175,7 @@ def _label_array(job: _Job, manifest: PatientManifest) -> np.ndarray:
     return regions_by_slice(clot > 0, np.rint(atlas).astype(np.int64))
 
 
-def _npy(array: np.ndarray) -> bytes:
+def npy_bytes(array: np.ndarray) -> bytes:
     """Return the .npy file of ``array``."""
     buffer = io.BytesIO()
     np.save(buffer, array)
@@ -206,9 +206,9 @@ def _entry(job: _Job) -> tuple[str, Path, bool]:
             atomic_write_text(record_path, record)
         return manifest.patient_id, array_path, False
     record_path.unlink(missing_ok=True)  # never an old record beside a new array, whatever is interrupted
-    atomic_write_bytes(array_path, _npy(_input_array(job, manifest)))
+    atomic_write_bytes(array_path, npy_bytes(_input_array(job, manifest)))
     if job.spec.labels is not None:
-        atomic_write_bytes(label_path(array_path), _npy(_label_array(job, manifest)))
+        atomic_write_bytes(label_path(array_path), npy_bytes(_label_array(job, manifest)))
     atomic_write_text(record_path, record)
     return manifest.patient_id, array_path, True
 

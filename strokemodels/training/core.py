@@ -7,7 +7,6 @@ metrics, and the outputs ``predict`` writes as masks on the CTP's grid."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from strokedata.preprocess import PIPELINES
 from strokedata.subjects import patient_subject
 from strokemodels.benchmark.segmentation import segmentation_metrics
 from strokemodels.errors import RunError
-from strokemodels.training.cache import default_cache_root, label_path
+from strokemodels.training.cache import default_cache_root, label_path, npy_bytes
 from strokemodels.training.checkpoints import load_checkpoint
 from strokemodels.training.inputs import EpochShuffle
 from strokemodels.training.outputs import Output
@@ -160,12 +159,6 @@ def adopt_stage1(run: Path, stage1: Path | None, record: RunRecord) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
-
-
 def stage2_cache(
     root: Path, manifests: Sequence[PatientManifest], pipeline: str, transformer: Any, stride: int,
     key: str, cache_root: Path, device: str, labels: bool, progress: Progress | None = None,
@@ -180,11 +173,13 @@ def stage2_cache(
         path = folder / f"{manifest.patient_id}.npy"
         if labels and not label_path(path).is_file():
             truth, _ = _core_truth(root, manifest)
-            atomic_write_bytes(label_path(path), _npy(truth.transpose(2, 0, 1)[:, None].astype(np.float32)))
+            atomic_write_bytes(
+                label_path(path), npy_bytes(truth.transpose(2, 0, 1)[:, None].astype(np.float32))
+            )
         if not path.is_file():
             series, _ = load_series(root, manifest, pipeline)
             attention = transformer_map(transformer, series, stride, device)
-            atomic_write_bytes(path, _npy(stage2_inputs(attention, series)))
+            atomic_write_bytes(path, npy_bytes(stage2_inputs(attention, series)))
         found[manifest.patient_id] = path
         if progress is not None:
             progress("stage 1 maps", done, len(manifests))
@@ -192,9 +187,15 @@ def stage2_cache(
 
 
 def stage2_key(stage1_sha: str, root: Path, manifests: Sequence[PatientManifest], stride: int) -> str:
-    """Return the name of a second-stage cache: the first stage's checkpoint, the dataset's folder and
-    patients' manifests, the stride."""
-    described = [stage1_sha, str(root.resolve()), stride, *(m.model_dump_json() for m in manifests)]
+    """Return the name of a second-stage cache: the first stage's checkpoint, the dataset's folder, the
+    patients' manifests and the size and time of each image a map is made from, the stride."""
+    images = [
+        (path.stat().st_size, path.stat().st_mtime_ns)
+        for m in manifests
+        for modality in (Modality.CTP, Modality.CORE)
+        if modality in m.images and (path := root / m.patient_id / m.images[modality]).is_file()
+    ]
+    described = [stage1_sha, str(root.resolve()), stride, images, *(m.model_dump_json() for m in manifests)]
     return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:32]
 
 
