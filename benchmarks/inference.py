@@ -207,7 +207,8 @@ def main() -> None:
         from strokemodels.registry import get_model
 
         spec = get_model(name).spec
-        faster = spec.kind == "learned" and spec.sample == "slice"  # frozen (and skipping empty slices)
+        # the clot-region slice networks have a fast path: frozen, batches of 4, empty slices skipped
+        faster = spec.kind == "learned" and spec.sample == "slice" and spec.stage_of is None
         fast = _run(name, root, optimised=True)
         plain = _run(name, root, optimised=False) if faster else fast
         if "error" in fast or "error" in plain:
