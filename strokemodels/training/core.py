@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 STAGE1 = "stage1.pt"
 """The first stage's checkpoint, copied into a second-stage run so that ``predict`` needs nothing else."""
-SeriesMap = Callable[[np.ndarray], np.ndarray]
+PatientMap = Callable[[PatientManifest], np.ndarray]
+"""A validation patient's probability map of core, (X, Y, Z) on its CORE grid."""
 
 
 def load_series(root: Path, manifest: PatientManifest, pipeline: str) -> tuple[np.ndarray, np.ndarray]:
@@ -106,17 +107,21 @@ class CoreValidation:
         self.root, self.pipeline = training.data.dataset.root, training.spec.pipeline
         self.patients, self.stride, self.device = training.data.val, stride, training.parameters.device
 
-    def transformer_map(self, model: Any, series: np.ndarray) -> np.ndarray:
-        """Return the transformer's map of one series at this validation's stride."""
-        return transformer_map(model, series, self.stride, self.device)
+    def transformer_metrics(self, model: Any) -> dict[str, float]:
+        """Return the core metrics of the transformer's maps of the validation patients at this
+        validation's stride."""
+        return self.metrics(
+            lambda m: transformer_map(
+                model, load_series(self.root, m, self.pipeline)[0], self.stride, self.device
+            )
+        )
 
-    def metrics(self, mapped: SeriesMap) -> dict[str, float]:
+    def metrics(self, mapped: PatientMap) -> dict[str, float]:
         """Return the core metrics, averaged over the validation patients, of their maps at 0.5."""
         rows = []
         for manifest in self.patients:
-            series, _ = load_series(self.root, manifest, self.pipeline)
             truth, spacing = _core_truth(self.root, manifest)
-            rows.append(segmentation_metrics(truth, mapped(series) >= 0.5, spacing))
+            rows.append(segmentation_metrics(truth, mapped(manifest) >= 0.5, spacing))
         return mean_metrics(rows)
 
 
@@ -240,13 +245,10 @@ class UNetSamples:
 
     def validate(self, model: Any) -> dict[str, float]:
         """Return the core metrics of the U-Net's masks of the validation patients."""
-        rows = []
-        for manifest in self.validation.patients:
-            inputs = np.load(self.val_arrays[manifest.patient_id])
-            mapped = unet_probabilities(model, inputs, self.parameters.batch_size, self.parameters.device)
-            truth, spacing = _core_truth(self.validation.root, manifest)
-            rows.append(segmentation_metrics(truth, mapped >= 0.5, spacing))
-        return mean_metrics(rows)
+        batch, device = self.parameters.batch_size, self.parameters.device
+        return self.validation.metrics(
+            lambda m: unet_probabilities(model, np.load(self.val_arrays[m.patient_id]), batch, device)
+        )
 
 
 def core_outputs(

@@ -85,4 +85,4 @@ class PatchSamples:
 
     def validate(self, model: Any) -> dict[str, float]:
         """Return the core metrics of the thresholded attention maps of the validation patients."""
-        return self.validation.metrics(lambda series: self.validation.transformer_map(model, series))
+        return self.validation.transformer_metrics(model)

@@ -17,7 +17,7 @@ from strokemodels.registry import ModelEntry
 from strokemodels.spec import ModelSpec
 from strokemodels.training.outputs import Output, write_predictions
 from strokemodels.training.partitions import TrainingData, rule_patients
-from strokemodels.training.run import METRICS_FILE, RULE, RunRecord, metrics_csv
+from strokemodels.training.run import METRICS_FILE, RULE, RunRecord, metric_values, metrics_csv
 from strokemodels.zoo.rules import RuleModel
 
 VALIDATION = "validation.csv"
@@ -57,9 +57,7 @@ def fit_rule(entry: ModelEntry, record: RunRecord, data: TrainingData, folder: P
         bootstrap=0,
     )
     row: dict[str, float | int] = {"epoch": 1}
-    row.update(
-        {f"val_{name}": float("nan") if m.value is None else m.value for name, m in report.metrics.items()}
-    )
+    row.update({f"val_{name}": value for name, value in metric_values(report).items()})
     atomic_write_text(folder / METRICS_FILE, metrics_csv([row]))
 
 

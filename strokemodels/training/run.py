@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -150,6 +150,11 @@ def check_version(folder: Path, record: RunRecord) -> None:
             f"{folder} was trained by strokebench {record.tool_version}; this is {__version__}: train it "
             f"again, or predict with strokebench {record.tool_version}"
         )
+
+
+def metric_values(report: Any) -> dict[str, float]:
+    """Return a score report's metrics by name, an undefined one (None) as NaN."""
+    return {name: float("nan") if m.value is None else m.value for name, m in report.metrics.items()}
 
 
 def metrics_csv(rows: list[dict[str, float | int]]) -> str:

@@ -21,6 +21,7 @@ from strokemodels.benchmark.scoring import score
 from strokemodels.training.cache import CacheSpec, build_cache, default_cache_root, label_path
 from strokemodels.training.inference import slice_outputs
 from strokemodels.training.inputs import EpochShuffle
+from strokemodels.training.run import metric_values
 from strokemodels.training.volumes import loaders
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def region_metrics(probabilities: dict[str, np.ndarray], truth: dict[str, np.nda
     predicted = Rows({pid: union(p) for pid, p in probabilities.items()})
     labels = Rows({pid: union(t) for pid, t in truth.items()})
     report = score("clot-regions", predicted, labels, bootstrap=0)
-    return {name: float("nan") if m.value is None else m.value for name, m in report.metrics.items()}
+    return metric_values(report)
 
 
 def slice_cache_spec(spec_inputs: Sequence[Any], size: tuple[int, int, int], pipeline: str) -> CacheSpec:

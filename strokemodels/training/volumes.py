@@ -19,7 +19,7 @@ from strokemodels.benchmark.tasks import TASKS
 from strokemodels.training.cache import CacheSpec, build_cache, default_cache_root
 from strokemodels.training.inputs import CachedInputs, EpochShuffle, ThreadedBatches, augment
 from strokemodels.training.partitions import task_label
-from strokemodels.training.run import TrainParameters
+from strokemodels.training.run import TrainParameters, metric_values
 from strokemodels.training.samples import BinaryLoss, EpochSampler
 
 if TYPE_CHECKING:
@@ -52,11 +52,7 @@ def validation_metrics(
             {pid: tuple(float(v) for v in p) for pid, p in probabilities.items()},
         )
         labels = Rows({pid: card.classes[label] for pid, label in truth.items()})
-    report = score(task, predicted, labels, bootstrap=0)
-    return {
-        name: float("nan") if metric.value is None else metric.value
-        for name, metric in report.metrics.items()
-    }
+    return metric_values(score(task, predicted, labels, bootstrap=0))
 
 
 def predict_probabilities(
