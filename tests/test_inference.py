@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from strokemodels.registry import get_model
-from strokemodels.training.inference import slice_outputs, tissue_slices
+from strokemodels.training.inference import SliceRunner, slice_outputs, tissue_slices
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -42,3 +42,19 @@ def test_the_frozen_model_gives_the_eager_outputs_and_skipping_changes_only_empt
     skipped = slice_outputs(model, volume, size, batch=3, skip_empty=True)
     assert np.all(skipped[[0, 5]] == 0)
     np.testing.assert_allclose(skipped[[1, 2, 3, 4, 6]], eager[[1, 2, 3, 4, 6]], rtol=1e-4, atol=1e-5)
+
+
+def test_a_runner_freezes_once_and_gives_each_patient_its_own_outputs() -> None:
+    """predict runs one SliceRunner over every patient: frozen at the first batch only, and the outputs
+    of a patient do not depend on the patients before it."""
+    entry = get_model("cnn4")
+    model = entry.build(entry.spec, 0).eval()
+    size = (entry.spec.input_shape[1], entry.spec.input_shape[2])
+    first, second = _volume(1), _volume(1, depth=5)[::-1].copy()
+    runner = SliceRunner(model, batch=3)
+    found_first = runner(first, size)
+    script = runner.runner
+    found_second = runner(second, size, skip_empty=True)
+    assert runner.runner is script and script is not model  # frozen, and only once
+    np.testing.assert_array_equal(found_first, slice_outputs(model, first, size, batch=3))
+    np.testing.assert_array_equal(found_second, slice_outputs(model, second, size, batch=3, skip_empty=True))

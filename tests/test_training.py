@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
 from cli.strokebench_app import app
@@ -366,3 +368,30 @@ def test_inputs_on_different_grids_are_cached_on_the_first_ones() -> None:
     assert torch.equal(subject["NCCT"].data, ncct.data)
     inside = subject["CTA"].data[0, 1:-1, 1:-1, 1:-1]
     assert torch.allclose(inside, torch.full_like(inside, 7.0))
+
+
+@given(
+    st.integers(0, 2**32 - 1),
+    st.lists(st.integers(1, 2), min_size=1, max_size=3),
+    st.sampled_from([(9, 7), (16, 16), (5, 11)]),
+)
+@settings(max_examples=20, deadline=None)
+def test_slice_stack_gives_the_bytes_of_resizing_all_channels_at_once(
+    seed: int, channels: list[int], size: tuple[int, int]
+) -> None:
+    """One volume at a time (int16 HU or float32) makes the same (Z, C, *size) float32 slices as stacking
+    every channel first and resizing them together."""
+    import torch.nn.functional as F
+
+    from strokemodels.training.cache import slice_stack
+
+    rng = np.random.default_rng(seed)
+    volumes = [rng.integers(-1000, 2000, (count, 16, 16, 6)).astype(np.int16) for count in channels]
+    volumes[0] = volumes[0].astype(np.float32) / 7
+    joint = torch.cat([torch.as_tensor(v, dtype=torch.float32) for v in volumes]).permute(3, 0, 1, 2)
+    if size != (16, 16):
+        joint = F.interpolate(joint, size=size, mode="bilinear", align_corners=False)
+    found = slice_stack(iter(volumes), size)
+    assert found.dtype == np.float32 and found.flags.c_contiguous
+    assert found.shape == (6, sum(channels), *size)
+    assert np.array_equal(found, joint.numpy())

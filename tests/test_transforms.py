@@ -113,13 +113,16 @@ def test_clip_and_scale_maps_the_range_onto_0_1_in_order(values: np.ndarray, low
     st.integers(0, 2**32 - 1),
     st.floats(-2e3, 2e3),
     st.floats(1e-2, 4e3),
+    st.booleans(),
 )
 def test_integer_images_are_scaled_to_the_bytes_of_the_float64_path(
-    dtype: type[np.integer], seed: int, low: float, span: float
+    dtype: type[np.integer], seed: int, low: float, span: float, fortran: bool
 ) -> None:
-    """CT in HU goes through a table of every stored value: exactly what the float64 path gives."""
+    """CT in HU goes through a table of every stored value: exactly what the float64 path gives, in
+    either memory order (NIfTI volumes arrive in Fortran order)."""
     info = np.iinfo(dtype)
     values = np.random.default_rng(seed).integers(info.min, info.max + 1, (2, 5, 4, 3)).astype(dtype)
+    values = np.asfortranarray(values) if fortran else values
     expected = np.empty(values.shape, np.float32)
     for channel, plane in enumerate(values):
         expected[channel] = (np.clip(plane.astype(np.float64), low, low + span) - low) / span

@@ -16,7 +16,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -131,18 +131,34 @@ def _input_array(job: _Job, manifest: PatientManifest) -> np.ndarray:
         subject = PIPELINES[job.spec.pipeline].loading()(subject)
     subject = on_one_grid(subject, [m.value for m in job.spec.inputs])
     images = [subject[m.value] for m in job.spec.inputs]
+    if job.spec.layout == "slices":  # one image at a time: memory beyond the inputs stays small
+        size = (job.spec.size[0], job.spec.size[1])
+        return slice_stack((image.data for image in images if isinstance(image, tio.Image)), size)
     channels = [
         torch.as_tensor(image.data, dtype=torch.float32) for image in images if isinstance(image, tio.Image)
     ]
     stacked = torch.cat(channels, dim=0)
-    if job.spec.layout == "slices":  # (C, X, Y, Z) -> (Z, C, X, Y), resized in-plane
-        slices = stacked.permute(3, 0, 1, 2)
-        if tuple(slices.shape[2:]) != job.spec.size[:2]:
-            slices = F.interpolate(slices, size=job.spec.size[:2], mode="bilinear", align_corners=False)
-        return np.ascontiguousarray(slices.numpy(), dtype=np.float32)
     if tuple(stacked.shape[1:]) != job.spec.size:
         stacked = F.interpolate(stacked[None], size=job.spec.size, mode="trilinear", align_corners=False)[0]
     return np.ascontiguousarray(stacked.numpy(), dtype=np.float32)
+
+
+def slice_stack(images: Iterable[Any], size: tuple[int, int]) -> np.ndarray:
+    """Return (C, X, Y, Z) volumes on one grid as the slice networks read them: (Z, C, *size) float32,
+    every axial slice resized in-plane (bilinear) to ``size``. Each volume (a tensor or array, any dtype)
+    is converted and resized on its own as the iterable yields it, so that a generator holds one
+    full-size float32 volume at a time, whatever the number of channels."""
+    import torch
+    import torch.nn.functional as F
+
+    planes = []
+    for data in images:
+        volume = torch.as_tensor(data, dtype=torch.float32).permute(3, 0, 1, 2)  # (Z, c, X, Y)
+        if tuple(volume.shape[2:]) != size:
+            volume = F.interpolate(volume, size=size, mode="bilinear", align_corners=False)
+        planes.append(np.asarray(volume.numpy(), dtype=np.float32))
+        del volume
+    return np.ascontiguousarray(np.concatenate(planes, axis=1))
 
 
 def on_one_grid(subject: Any, keys: list[str]) -> Any:

@@ -137,19 +137,14 @@ def _network_outputs(
     if layout == "slices":
         import numpy as np
 
-        from strokemodels.training.inference import CPU_BATCH, slice_outputs
+        from strokemodels.training.inference import CPU_BATCH, SliceRunner
 
         batch = CPU_BATCH if device == "cpu" else record.parameters.batch_size
-        amp, skip = record.parameters.amp, request.skip_empty_slices
+        runner = SliceRunner(model, batch=batch, device=device, amp=record.parameters.amp)  # frozen once
+        skip = request.skip_empty_slices
         return {
-            pid: Output(
-                slice_outputs(
-                    model, np.load(cache.arrays[pid], mmap_mode="r"), batch=batch, skip_empty=skip,
-                    device=device, amp=amp,
-                )
-            )
-            for pid in ids
-        }  # fmt: skip
+            pid: Output(runner(np.load(cache.arrays[pid], mmap_mode="r"), skip_empty=skip)) for pid in ids
+        }
     loader = DataLoader(
         CachedInputs([cache.arrays[pid] for pid in ids], [0] * len(ids)),
         batch_size=record.parameters.batch_size,
