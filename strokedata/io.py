@@ -7,16 +7,16 @@ docs/performance.md) and the voxels are a zero-copy view of the decompressed byt
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
 import math
 import os
 import re
+import struct
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -409,12 +409,16 @@ def content_hash(volume: Volume, value_range: tuple[float, float] | None = None)
     return digest.hexdigest()
 
 
-def nifti_bytes(data: np.ndarray, affine: np.ndarray, time_step: float | None = None) -> bytes:
-    """Return a single-file NIfTI-1 image (uncompressed) with sform and qform set to ``affine`` (mm).
+Piece = bytes | memoryview
+"""Bytes to write: a bytes object, or a view of an array's memory."""
+WRITE_PIECE = 16 << 20
+"""Bytes of voxels handed to zlib and to the file at a time: a volume is never copied whole to write it."""
 
-    ``time_step`` (seconds) is recorded as the spacing of a fourth, temporal axis. The header is
-    nibabel's; the voxels are appended in Fortran order, without nibabel's slower stream writer.
-    """
+
+def _nifti_pieces(data: np.ndarray, affine: np.ndarray, time_step: float | None) -> Iterator[Piece]:
+    """Yield a single-file NIfTI-1 image (uncompressed) in pieces: the header with sform and qform set to
+    ``affine`` (mm; ``time_step`` seconds as the spacing of a fourth axis), then the voxels in Fortran
+    order, ``WRITE_PIECE`` bytes at a time (views of the array when it is in Fortran order)."""
     header = nib.Nifti1Header()
     header.set_data_dtype(data.dtype)
     header.set_data_shape(data.shape)
@@ -424,23 +428,48 @@ def nifti_bytes(data: np.ndarray, affine: np.ndarray, time_step: float | None = 
     if time_step is not None:
         header.set_zooms((*header.get_zooms()[:3], time_step))
     header["vox_offset"] = NIFTI1_SIZE + 4
-    return bytes(header.binaryblock) + b"\x00" * 4 + np.asarray(data).tobytes(order="F")
+    yield bytes(header.binaryblock) + b"\x00" * 4
+    flat = np.asfortranarray(data).T.reshape(-1).view(np.uint8)  # Fortran order, one copy at most
+    for start in range(0, flat.size, WRITE_PIECE):
+        yield flat[start : start + WRITE_PIECE].data
+
+
+def nifti_bytes(data: np.ndarray, affine: np.ndarray, time_step: float | None = None) -> bytes:
+    """Return a single-file NIfTI-1 image (uncompressed) with sform and qform set to ``affine`` (mm).
+
+    ``time_step`` (seconds) is recorded as the spacing of a fourth, temporal axis. The header is
+    nibabel's; the voxels are appended in Fortran order, without nibabel's slower stream writer.
+    """
+    return b"".join(_nifti_pieces(np.asarray(data), affine, time_step))
+
+
+def gzip_pieces(pieces: Iterable[Piece]) -> Iterator[Piece]:
+    """Yield the bytes of ``gzip.compress(b"".join(pieces), compresslevel=1, mtime=0)``, compressed
+    piece by piece: zlib's deflate decides nothing until its look-ahead is full, so the stream does not
+    depend on where the pieces end."""
+    yield b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\x03"  # deflate, no name, mtime 0, fastest, Unix
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+    crc, size = 0, 0
+    for piece in pieces:
+        crc, size = zlib.crc32(piece, crc), size + len(piece)
+        yield compressor.compress(piece)
+    yield compressor.flush() + struct.pack("<LL", crc, size & 0xFFFFFFFF)
 
 
 def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray, time_step: float | None = None) -> None:
-    """Write ``data`` atomically as .nii, or .nii.gz compressed by zlib at level 1 without a timestamp.
+    """Write ``data`` atomically as .nii, or .nii.gz compressed by zlib at level 1 without a timestamp
+    (the bytes of ``gzip.compress``), streamed: memory beyond the array stays a few pieces.
 
     zlib, not ISA-L: ISA-L's deflate reads uninitialised memory (intel/isa-l#295) and compressed the
     same image differently in different processes; zlib's output depends on the input alone.
     """
-    payload = nifti_bytes(data, affine, time_step)
-    if path.name.endswith(".gz"):
-        payload = gzip.compress(payload, compresslevel=1, mtime=0)
-    atomic_write_bytes(path, payload)
+    pieces = _nifti_pieces(np.asarray(data), affine, time_step)
+    atomic_write_bytes(path, gzip_pieces(pieces) if path.name.endswith(".gz") else pieces)
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temporary file in the same folder and a rename.
+def atomic_write_bytes(path: Path, payload: Piece | Iterable[Piece]) -> None:
+    """Write ``payload`` (bytes, or pieces of bytes written as they come) to ``path`` through a temporary
+    file in the same folder and a rename.
 
     Raises OutputPathError, naming ``path``, when it exists and is not a regular file or cannot be
     written; nothing is left behind then.
@@ -452,7 +481,8 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.fchmod(handle, 0o666 & ~_UMASK)  # mkstemp makes the file private; open() would not
         with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
+            for piece in [payload] if isinstance(payload, bytes | bytearray | memoryview) else payload:
+                stream.write(piece)
             stream.flush()
             os.fsync(stream.fileno())
         refuse_non_regular(path)  # again: the path may have changed while the payload was written

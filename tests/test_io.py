@@ -17,6 +17,8 @@ from strokedata.io import (
     ImageReadError,
     atomic_write_text,
     content_hash,
+    gzip_pieces,
+    nifti_bytes,
     read_header,
     read_volume,
     write_nifti,
@@ -136,3 +138,22 @@ def test_written_files_get_ordinary_permissions(tmp_path: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+@given(st.binary(max_size=200_000), st.lists(st.integers(0, 200_000), max_size=5))
+def test_gzip_pieces_are_gzip_compress_wherever_the_pieces_end(data: bytes, cuts: list[int]) -> None:
+    """Written piece by piece, a .nii.gz has the bytes of gzip.compress at level 1 without a timestamp."""
+    ends = sorted({min(cut, len(data)) for cut in cuts})
+    pieces = [data[start:end] for start, end in zip([0, *ends], [*ends, len(data)], strict=True)]
+    assert b"".join(gzip_pieces(pieces)) == gzip.compress(data, compresslevel=1, mtime=0)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_a_written_image_is_its_nifti_bytes_compressed(tmp_path: Path, order: str) -> None:
+    data = np.asarray(np.random.default_rng(1).normal(size=(9, 7, 5, 3)), dtype=np.float32, order=order)
+    affine = np.diag([0.5, 0.5, 2.0, 1.0])
+    write_nifti(tmp_path / "a.nii.gz", data, affine, time_step=1.5)
+    write_nifti(tmp_path / "a.nii", data, affine)
+    compressed = gzip.compress(nifti_bytes(data, affine, 1.5), compresslevel=1, mtime=0)
+    assert (tmp_path / "a.nii.gz").read_bytes() == compressed
+    assert np.array_equal(np.asarray(nib.load(tmp_path / "a.nii").dataobj), data)

@@ -27,7 +27,7 @@ from strokedata.transforms import (
     largest_component,
     skull_strip_mask,
 )
-from strokedata.transforms.masks import _eroded, axial_axis, voxel_spacing
+from strokedata.transforms.masks import _dilated, _eroded, axial_axis, filled_holes, voxel_spacing
 
 MAPS = ("CBF", "CBV", "MTT", "TMAX")
 FINE = Grid(shape=(128, 128, 32), spacing=(1.8, 1.8, 4.0))
@@ -251,20 +251,32 @@ def test_bright_vessels_inside_the_brain_stay_in_the_mask(heads: dict[str, list[
 
 
 @given(
-    arrays(np.bool_, st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 4))),
-    st.floats(0.5, 3.0),
+    arrays(np.bool_, st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 6))),
+    st.floats(0.3, 3.0),
     st.floats(0.5, 2.0),
+    st.floats(0.5, 6.0),
 )
-def test_the_slice_by_slice_erosion_equals_the_3d_one(
-    mask: np.ndarray, spacing: float, radius: float
+def test_the_erosion_is_scipys_exact_one(
+    mask: np.ndarray, spacing: float, radius: float, thickness: float
 ) -> None:
-    sizes = (spacing, spacing * 1.5, radius + 0.5)  # slices farther apart than the radius
-    reference = mask if mask.all() else ndimage.distance_transform_edt(mask, sampling=sizes) > radius
-    assert np.array_equal(_eroded(mask, sizes, radius, 2), reference)
-    assert np.array_equal(
-        _eroded(mask, (*sizes[:2], radius), radius, 2),
-        mask.all() | (ndimage.distance_transform_edt(mask, sampling=(*sizes[:2], radius)) > radius),
-    )
+    """edt's distances (float32) threshold like scipy's exact float64 ones, but where the distance lies
+    within a float32 rounding of the radius; thick slices (farther apart than the radius) included."""
+    sizes = (spacing, spacing * 1.5, thickness)
+    exact = ndimage.distance_transform_edt(mask, sampling=sizes) if not mask.all() else None
+    found = _eroded(mask, sizes, radius)
+    if exact is None:
+        assert found.all()
+        return
+    undecided = np.abs(exact - radius) <= 1e-5 * radius
+    assert np.array_equal(found[~undecided], (exact > radius)[~undecided])
+    # the dilation (within the grown bounding box) is the complement's erosion over the whole array
+    grown = _dilated(mask, sizes, radius)
+    if mask.any():
+        exact = ndimage.distance_transform_edt(~mask, sampling=sizes)
+        undecided = np.abs(exact - radius) <= 1e-5 * radius
+        assert np.array_equal(grown[~undecided], (exact <= radius)[~undecided])
+    else:
+        assert not grown.any()
 
 
 def test_skull_strip_refusals() -> None:
@@ -340,3 +352,14 @@ def test_hemispheres_split_by_a_thin_fissure_are_both_kept_and_far_blobs_removed
     assert np.array_equal(masked(with_blob), maps)
     with pytest.raises(ValueError, match="bridge_mm"):
         BrainMaskFromLargestComponent(bridge_mm=-1)
+
+
+@given(
+    st.one_of(
+        arrays(np.bool_, st.tuples(st.integers(1, 12), st.integers(1, 12))),
+        arrays(np.bool_, st.tuples(st.integers(1, 8), st.integers(1, 8), st.integers(1, 8))),
+    )
+)
+def test_filled_holes_are_scipys(mask: np.ndarray) -> None:
+    """One cc3d labelling fills exactly the holes scipy.ndimage.binary_fill_holes fills, in 2D and 3D."""
+    assert np.array_equal(filled_holes(mask), ndimage.binary_fill_holes(mask))

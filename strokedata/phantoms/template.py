@@ -92,10 +92,11 @@ def healthy_head(grid: Grid, pose: Pose) -> Template:
     """Return the template's head placed at ``pose`` (scanner = scale * rotation @ head + shift) on
     ``grid``: the fields of ``phantom_template`` with that pose (a test object with a known answer)."""
     shape = grid.shape
-    ct = np.zeros(shape, dtype=np.float32)
-    maps = [np.zeros(shape, dtype=np.float32) for _ in range(4)]
-    atlas = np.zeros(shape, dtype=np.uint8)
-    brain = np.zeros(shape, dtype=np.uint8)
+    # in Fortran order, as NIfTI stores volumes: each slab is contiguous, and elastix takes them uncopied
+    ct = np.zeros(shape, dtype=np.float32, order="F")
+    maps = [np.zeros(shape, dtype=np.float32, order="F") for _ in range(4)]
+    atlas = np.zeros(shape, dtype=np.uint8, order="F")
+    brain = np.zeros(shape, dtype=np.uint8, order="F")
     edge = 0.3 * float(min(grid.spacing))
     step = max(1, _SLAB_VOXELS // (shape[0] * shape[1]))
     t = MEAN_TISSUES

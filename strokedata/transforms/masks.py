@@ -3,8 +3,8 @@ maps) and skull stripping of CT in HU by thresholds and morphology.
 
 ``largest_component`` and ``skull_strip_mask`` are pure numpy functions; ``BrainMaskFromLargestComponent``
 and ``SkullStrip`` apply them to a subject as ``tio.IntensityTransform`` subclasses whose constructor
-arguments are recorded in ``subject.history``. Connected components come from cc3d (the fastest
-labelling measured here), hole filling and distances from scipy.ndimage.
+arguments are recorded in ``subject.history``. Connected components and hole filling come from cc3d
+(the fastest labelling measured here), exact Euclidean distances from edt (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import cc3d
+import edt
 import numpy as np
 import torchio as tio
-from scipy import ndimage
 
+from strokedata.executor import default_jobs
 from strokedata.manifest import CO_REGISTERED_GROUPS, LABEL_MAPS
 from strokedata.transforms.intensity import CT_MODALITIES, require_image
 
@@ -66,14 +67,18 @@ def largest_component(mask: np.ndarray, connectivity: Connectivity | None = None
     if array.ndim == 2:  # one slice in 3D, where 6 and 26 neighbours are 2D's 4 and 8
         neighbours, volume = (26 if connectivity == 8 else 6), array[:, :, np.newaxis]
     # padded by one empty voxel: cc3d 4.1 mislabels or fails on thin arrays, e.g. (3, 1) or (1, 5, 1)
-    labels = cc3d.connected_components(np.pad(volume, 1), connectivity=neighbours)[1:-1, 1:-1, 1:-1]
+    padded = cc3d.connected_components(np.pad(volume, 1), connectivity=neighbours)
+    counts = np.bincount(padded.ravel(order="K"))  # the frame is background: label 0, not counted
+    counts[0] = 0
+    labels = padded[1:-1, 1:-1, 1:-1]
     if array.ndim == 2:
         labels = labels[:, :, 0]
-    flat = labels.ravel()
-    counts = np.bincount(flat)
-    counts[0] = 0
     best = np.flatnonzero(counts == counts.max())
-    chosen = best[0] if best.size == 1 else flat[np.flatnonzero(np.isin(flat, best))[0]]
+    if best.size == 1:
+        chosen = best[0]
+    else:  # a tie: the component met first in C order
+        flat = labels.ravel()
+        chosen = flat[np.flatnonzero(np.isin(flat, best))[0]]
     result: np.ndarray = labels == chosen
     return result
 
@@ -105,33 +110,73 @@ def axial_axis(affine: np.ndarray) -> int:
     return int(np.argmax(np.abs(matrix[2] / norms)))
 
 
+def filled_holes(mask: np.ndarray) -> np.ndarray:
+    """Return a 2D or 3D bool ``mask`` with its holes filled: the background regions (face-connected: 4
+    neighbours in 2D, 6 in 3D) that do not reach the array's border. The result of
+    ``scipy.ndimage.binary_fill_holes`` with its default structure, by one cc3d labelling (five times
+    faster on 512 x 512 x 200)."""
+    array = np.asarray(mask, dtype=bool)
+    if array.ndim not in (2, 3):
+        raise ValueError(f"filled_holes takes a 2D or 3D mask, not {array.ndim}D")
+    # a frame of background joins every region that reaches the border into the corner's one
+    background = np.pad(~array, 1, constant_values=True)
+    labels = cc3d.connected_components(background, connectivity=4 if array.ndim == 2 else 6)
+    inner = (slice(1, -1),) * array.ndim
+    result: np.ndarray = labels[inner] != labels[(0,) * array.ndim]
+    return result
+
+
 def _fill_slices(mask: np.ndarray, axis: int) -> np.ndarray:
     """Return ``mask`` with the holes of each 2D slice across ``axis`` filled."""
     result = np.moveaxis(mask.copy(), axis, 0)
     for index, plane in enumerate(result):
-        result[index] = ndimage.binary_fill_holes(plane)
+        result[index] = filled_holes(plane)
     return np.moveaxis(result, 0, axis)
 
 
-def _eroded(mask: np.ndarray, spacing: tuple[float, float, float], radius: float, axis: int) -> np.ndarray:
-    """Return the voxels of ``mask`` farther than ``radius`` mm from every voxel outside it (a binary
-    erosion by a Euclidean ball; voxels beyond the array's edge count as inside).
+def _box(mask: np.ndarray, margin: Sequence[int]) -> tuple[slice, ...]:
+    """Return the bounding box of ``mask``'s True voxels grown by ``margin`` voxels per axis, clipped to
+    the array (the whole array when nothing is True)."""
+    box = []
+    for axis, grow in enumerate(margin):
+        others = tuple(index for index in range(mask.ndim) if index != axis)
+        found = np.flatnonzero(mask.any(axis=others))
+        if found.size == 0:
+            return tuple(slice(None) for _ in range(mask.ndim))
+        box.append(slice(max(0, int(found[0]) - grow), min(mask.shape[axis], int(found[-1]) + grow + 1)))
+    return tuple(box)
 
-    Where the spacing across ``axis`` exceeds the radius the ball lies within one slice, and the exact
-    same result comes from 2D distances slice by slice (4x faster than 3D on 512 x 512 x 32).
-    """
-    if spacing[axis] <= radius:
-        if mask.all():
-            return mask.copy()
-        return np.asarray(ndimage.distance_transform_edt(mask, sampling=spacing) > radius)
-    in_plane = tuple(size for index, size in enumerate(spacing) if index != axis)
+
+def _far_inside(mask: np.ndarray, spacing: tuple[float, float, float], radius: float) -> np.ndarray:
+    """Return the voxels of ``mask`` farther than ``radius`` mm from every voxel outside it, voxels beyond
+    the array's edge counting as inside. Distances come from the ``edt`` package (exact, anisotropic, in
+    float32: nine times faster than scipy's on 512 x 512 x 200; a voxel within a float32 rounding of the
+    radius may fall either side). On every core this process may use, as elastix and ITK's resampler
+    run: each voxel's distance is exact, whatever the thread count."""
+    if mask.all():
+        return mask.copy()
+    threads = default_jobs()
+    distances = edt.edt(np.ascontiguousarray(mask), anisotropy=spacing, black_border=False, parallel=threads)
+    return np.asarray(distances > radius)
+
+
+def _eroded(mask: np.ndarray, spacing: tuple[float, float, float], radius: float) -> np.ndarray:
+    """Return ``mask`` eroded by a Euclidean ball of ``radius`` mm (``_far_inside``), computed within its
+    bounding box and one voxel of outside around it (the same voxels, in a third of the time on a head)."""
+    box = _box(mask, (1, 1, 1))
     result = np.zeros(mask.shape, dtype=bool)
-    planes, out = np.moveaxis(mask, axis, 0), np.moveaxis(result, axis, 0)
-    for index, plane in enumerate(planes):
-        if plane.all():
-            out[index] = True
-        elif plane.any():
-            out[index] = ndimage.distance_transform_edt(plane, sampling=in_plane) > radius
+    result[box] = _far_inside(mask[box], spacing, radius)
+    return result
+
+
+def _dilated(mask: np.ndarray, spacing: tuple[float, float, float], radius: float) -> np.ndarray:
+    """Return ``mask`` dilated by a Euclidean ball of ``radius`` mm: the voxels within ``radius`` of one
+    of its voxels, computed within its bounding box grown by the radius."""
+    if not mask.any():
+        return mask.copy()
+    box = _box(mask, [int(np.ceil(radius / size)) + 1 for size in spacing])
+    result = np.zeros(mask.shape, dtype=bool)
+    result[box] = ~_far_inside(~mask[box], spacing, radius)
     return result
 
 
@@ -179,14 +224,14 @@ def skull_strip_mask(
     low, high = float(hu_range[0]), float(hu_range[1])
     soft = (data >= low) & (data <= high)
     if erosion_mm > 0:
-        core = largest_component(_eroded(soft, spacing, erosion_mm, axis))
-        mask = soft & ~_eroded(~core, spacing, erosion_mm, axis)  # dilated back by the same ball
+        core = largest_component(_eroded(soft, spacing, erosion_mm))
+        mask = soft & _dilated(core, spacing, erosion_mm)  # grown back by the same ball
     else:
         mask = largest_component(soft)
     if fill_holes in ("slice", "both"):
         mask = _fill_slices(mask, axis)
     if fill_holes in ("volume", "both"):
-        mask = ndimage.binary_fill_holes(mask)
+        mask = filled_holes(mask)
     result: np.ndarray = np.asarray(mask, dtype=bool)
     return result
 
@@ -207,8 +252,7 @@ def _fill_outside(
         limits = np.iinfo(data.dtype)
         if background != int(background) or not limits.min <= background <= limits.max:
             raise ValueError(f"{owner}: '{key}' is {data.dtype} and cannot hold the background {background}")
-    result = data.copy()
-    result[:, ~inside] = background
+    result: np.ndarray = np.where(inside, data, np.asarray(background, dtype=data.dtype))  # one pass
     return result
 
 
@@ -352,12 +396,12 @@ class BrainMaskFromLargestComponent(tio.IntensityTransform):
             foreground |= (image.numpy() > self.threshold).any(axis=0)
         if self.bridge_mm > 0 and foreground.any() and not foreground.all():
             spacing = voxel_spacing(reference.affine)
-            dilated = ~_eroded(~foreground, spacing, self.bridge_mm / 2, axial_axis(reference.affine))
+            dilated = _dilated(foreground, spacing, self.bridge_mm / 2)
             inside = largest_component(dilated, self.connectivity) & foreground
         else:
             inside = largest_component(foreground, self.connectivity)
         if self.fill_holes:
-            inside = np.asarray(ndimage.binary_fill_holes(inside), dtype=bool)
+            inside = filled_holes(inside)
         return inside, reference
 
     def apply_transform(self, subject: tio.Subject) -> tio.Subject:
