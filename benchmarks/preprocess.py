@@ -9,7 +9,7 @@ the path:
   2. runs every pipeline with one job into a fresh folder, timing each part as it runs (the functions
      are wrapped, not changed): ``register`` (elastix, with its image conversions), building the phantom
      template, skull stripping, resampling, the rest; and, for the same patients, reading the images the
-     pipeline reads and writing them again (``read_volume``, ``write_nifti``): the I/O floor. Per patient,
+     pipeline reads and writing the images it wrote (``write_nifti``): the I/O floor. Per patient,
      the first patient apart (its worker builds the templates) and the mean of the later ones;
   3. times ``strokedata preprocess TINY -p occlusion --jobs 2`` on the 100 tiny phantoms as a command
      (new processes, pool start and itk import included);
@@ -36,6 +36,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 PARTS = ("register", "template", "skull strip", "resample")
@@ -55,19 +57,30 @@ def _wrap(module: Any, name: str, part: str, spent: dict[str, float]) -> None:
     setattr(module, name, timed)
 
 
-def _io_seconds(root: Path, pipeline: Any, scratch: Path) -> list[float]:
-    """Return, per patient, the seconds to read the images ``pipeline`` reads and write them again."""
+def _io_seconds(root: Path, out: Path, pipeline: Any, scratch: Path) -> list[float]:
+    """Return, per patient, the seconds to read the images ``pipeline`` reads (as preprocess reads them)
+    and to write the images it wrote into ``out`` (``write_nifti``, .nii.gz): its I/O floor."""
     from strokedata import load_dataset
-    from strokedata.io import read_volume, write_nifti
+    from strokedata.io import write_nifti
+    from strokedata.subjects import patient_subject
 
+    scratch.mkdir(parents=True, exist_ok=True)
+    written = {manifest.patient_id: manifest for manifest in load_dataset(out)}
     seconds = []
     for manifest in load_dataset(root):
         began = time.perf_counter()
-        for modality, relative in manifest.images.items():
-            if modality in pipeline.reads:
-                volume = read_volume(root / manifest.patient_id / relative)
-                write_nifti(scratch / Path(relative).name, volume.data, volume.header.affine)
-        seconds.append(time.perf_counter() - began)
+        patient_subject(root, manifest, sorted(pipeline.reads & set(manifest.images))).load()
+        reading = time.perf_counter() - began
+        outputs = patient_subject(
+            out, written[manifest.patient_id], sorted(written[manifest.patient_id].images)
+        )
+        outputs.load()
+        began = time.perf_counter()
+        for key, image in outputs.get_images_dict(intensity_only=False).items():
+            data = image.numpy()
+            array = data[0] if data.shape[0] == 1 else np.moveaxis(data, 0, -1)
+            write_nifti(scratch / f"{key}.nii.gz", array, image.affine)
+        seconds.append(reading + time.perf_counter() - began)
     return seconds
 
 
@@ -102,7 +115,7 @@ def child(root: Path, pipelines: list[str]) -> dict[str, Any]:
             if not report.ok:
                 raise SystemExit(f"{name} failed: {report.failed}")
             totals = [outcome.seconds for outcome in report.outcomes]  # in the patients' order
-            io = _io_seconds(root, PIPELINES[name], scratch / "io")
+            io = _io_seconds(root, scratch / name, PIPELINES[name], scratch / "io")
             found["pipelines"][name] = {"total": totals, "parts": per_patient, "io": io}
             shutil.rmtree(scratch / name)
     finally:
@@ -177,7 +190,7 @@ def main() -> None:
     results = {label: _run_tree(tree, root, tiny, pipelines) for label, tree in trees}
     print(f"{arguments.patients} realistic phantom patients, one job; seconds per patient (later: the mean")
     print("after the first, whose worker builds the templates); ratio: per patient over register(), and")
-    print("over reading + writing the images the pipeline reads (I/O)")
+    print("over reading the images the pipeline reads and writing those it writes (I/O)")
     print()
     print(
         "| pipeline | tree | first patient | later patients | register | template | skull strip | "

@@ -23,7 +23,12 @@ def resample_frames(data: np.ndarray, frames: int) -> np.ndarray:
     count = data.shape[0]
     if count < 2 or frames < 2:
         raise ValueError(f"resampling in time needs at least 2 frames in and out, not {count} -> {frames}")
-    result = np.empty((frames, *data.shape[1:]), dtype=np.float32)
+    if data.ndim > 1 and data[0].flags.f_contiguous and not data[0].flags.c_contiguous:
+        # frames in Fortran order (a NIfTI series read as it is stored): the result stored the same way,
+        # (x, y, z, t) in Fortran order seen time first, so that no frame is transposed on the way
+        result = np.moveaxis(np.empty((*data.shape[1:], frames), dtype=np.float32, order="F"), -1, 0)
+    else:
+        result = np.empty((frames, *data.shape[1:]), dtype=np.float32)
     for j in range(frames):
         # exact rational position j * (count - 1) / (frames - 1): integer part and remainder
         left, remainder = divmod(j * (count - 1), frames - 1)
