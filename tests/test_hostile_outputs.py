@@ -147,7 +147,11 @@ def test_validate_into_the_system_folders_or_an_existing_folder_is_refused_befor
 # --- Ctrl-C ------------------------------------------------------------------------------------------
 
 _SLOWED = """
+import signal
 import sys
+# Ctrl-C as a terminal delivers it: a shell that starts this test suite in the background (`pytest &`
+# in a script, as CI may) hands every child SIGINT ignored, which Python then keeps ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import strokedata.preprocess.run as run
 import strokedata.validation.runner as runner
 from tests.hostile import mark, slow_preprocess_patient, slow_read_patient
