@@ -162,7 +162,7 @@ def _far_inside(mask: np.ndarray, spacing: tuple[float, float, float], radius: f
 
 def _eroded(mask: np.ndarray, spacing: tuple[float, float, float], radius: float) -> np.ndarray:
     """Return ``mask`` eroded by a Euclidean ball of ``radius`` mm (``_far_inside``), computed within its
-    bounding box and one voxel of outside around it (the same voxels, in a third of the time on a head)."""
+    bounding box and one voxel of outside around it (the same voxels, fewer to visit)."""
     box = _box(mask, (1, 1, 1))
     result = np.zeros(mask.shape, dtype=bool)
     result[box] = _far_inside(mask[box], spacing, radius)
