@@ -27,7 +27,8 @@ from strokedata.transforms import (
     largest_component,
     skull_strip_mask,
 )
-from strokedata.transforms.masks import _dilated, _eroded, axial_axis, filled_holes, voxel_spacing
+from strokedata.transforms.masks import axial_axis, voxel_spacing
+from strokedata.transforms.morphology import dilated, eroded, filled_holes
 
 MAPS = ("CBF", "CBV", "MTT", "TMAX")
 FINE = Grid(shape=(128, 128, 32), spacing=(1.8, 1.8, 4.0))
@@ -263,14 +264,14 @@ def test_the_erosion_is_scipys_exact_one(
     within a float32 rounding of the radius; thick slices (farther apart than the radius) included."""
     sizes = (spacing, spacing * 1.5, thickness)
     exact = ndimage.distance_transform_edt(mask, sampling=sizes) if not mask.all() else None
-    found = _eroded(mask, sizes, radius)
+    found = eroded(mask, sizes, radius)
     if exact is None:
         assert found.all()
         return
     undecided = np.abs(exact - radius) <= 1e-5 * radius
     assert np.array_equal(found[~undecided], (exact > radius)[~undecided])
     # the dilation (within the grown bounding box) is the complement's erosion over the whole array
-    grown = _dilated(mask, sizes, radius)
+    grown = dilated(mask, sizes, radius)
     if mask.any():
         exact = ndimage.distance_transform_edt(~mask, sampling=sizes)
         undecided = np.abs(exact - radius) <= 1e-5 * radius

@@ -27,9 +27,9 @@ from strokedata.transforms.masks import (
     SOFT_TISSUE_HU,
     BrainMaskFromLargestComponent,
     SkullStrip,
-    largest_component,
     skull_strip_mask,
 )
+from strokedata.transforms.morphology import largest_component
 from strokedata.transforms.registration import REGISTRATION, RegisterToTemplate
 from strokedata.transforms.temporal import TemporalResample, resample_frames
 
