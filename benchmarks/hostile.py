@@ -12,11 +12,9 @@ built by the current checkout (tests/builders.py, tests/hostile.py), in a tempor
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -25,31 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import run  # noqa: E402
+
 from strokedata.io import nifti_bytes, read_volume  # noqa: E402
 from tests.builders import build_dataset, edit_json  # noqa: E402
 from tests.corruptions import big_endian, patch_header  # noqa: E402
 from tests.hostile import write_gzip_bomb  # noqa: E402
 
-_WRAPPER = """
-import json, resource, subprocess, sys
-tree, program, *arguments = sys.argv[1:]
-code = ("import sys; sys.path.insert(0, %r); sys.argv = [%r, *sys.argv[1:]]; "
-        "from cli.%s_app import main; main()") % (tree, program, program)
-done = subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True, text=True)
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-print(json.dumps({"code": done.returncode, "out": done.stdout, "err": done.stderr, "peak": peak}))
-"""
 BOMB = 2 << 30  # 2 GiB of zeros after the declared data
-
-
-def run(tree: Path, program: str, *arguments: object) -> dict[str, object]:
-    """Return exit status, output and peak memory of one command of ``tree``."""
-    wrapped = [sys.executable, "-c", _WRAPPER, str(tree), program, *map(str, arguments)]
-    environment = {**os.environ, "CI": "1", "COLUMNS": "200"}
-    result: dict[str, object] = json.loads(
-        subprocess.run(wrapped, capture_output=True, text=True, env=environment).stdout
-    )
-    return result
 
 
 def _bomb(path: Path) -> None:

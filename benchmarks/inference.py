@@ -43,6 +43,19 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _in_memory(pipeline: Any, subject: Any) -> Any:
+    """Return the subject after the pipeline's stored and loading steps (with the settings of
+    ``PIPELINE_SETTINGS``), run in place: one copy of the patient in memory; a step's ``include`` cut
+    to the images the subject holds (a CT window of three phases for a model reading one)."""
+    params = pipeline.params.model_validate(PIPELINE_SETTINGS.get(pipeline.name, {}))
+    for step in [*pipeline.transform(params).transforms, *pipeline.loading(params).transforms]:
+        step.copy = False
+        if getattr(step, "include", None):
+            step.include = [key for key in step.include if key in subject]
+        subject = step(subject)
+    return subject
+
+
 def _prepared(name: str, root: Path) -> tuple[Any, Any, dict[str, float]]:
     """Return (the zoo entry, the patient's subject after the pipeline and loading steps, timings)."""
     import torchio as tio
@@ -70,12 +83,7 @@ def _prepared(name: str, root: Path) -> tuple[Any, Any, dict[str, float]]:
     subject.load()
     read = time.perf_counter() - began
     began = time.perf_counter()
-    params = pipeline.params.model_validate(PIPELINE_SETTINGS.get(spec.pipeline, {}))
-    for step in [*pipeline.transform(params).transforms, *pipeline.loading(params).transforms]:
-        step.copy = False  # in place: one copy of the patient in memory
-        if getattr(step, "include", None):  # e.g. a CT window of three phases for a model reading one
-            step.include = [key for key in step.include if key in subject]
-        subject = step(subject)
+    subject = _in_memory(pipeline, subject)
     assert all(isinstance(subject[m.value], tio.Image) for m in spec.inputs)
     return entry, subject, {"read_s": read, "preprocess_s": time.perf_counter() - began}
 
@@ -94,7 +102,6 @@ def _streamed_slices(name: str, root: Path) -> tuple[Any, Any, dict[str, float]]
     spec = entry.spec
     manifest = next(iter(load_dataset(root)))
     pipeline = PIPELINES[spec.pipeline]
-    params = pipeline.params.model_validate(PIPELINE_SETTINGS.get(spec.pipeline, {}))
     timings = {"read_s": 0.0, "preprocess_s": 0.0}
 
     def volumes() -> Any:
@@ -104,11 +111,7 @@ def _streamed_slices(name: str, root: Path) -> tuple[Any, Any, dict[str, float]]
             subject.load()
             timings["read_s"] += time.perf_counter() - began
             began = time.perf_counter()
-            for step in [*pipeline.transform(params).transforms, *pipeline.loading(params).transforms]:
-                step.copy = False
-                if getattr(step, "include", None):
-                    step.include = [key for key in step.include if key in subject]
-                subject = step(subject)
+            subject = _in_memory(pipeline, subject)
             timings["preprocess_s"] += time.perf_counter() - began
             yield subject[modality.value].data
             del subject  # before the next image is read

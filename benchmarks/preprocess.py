@@ -125,13 +125,15 @@ def child(root: Path, pipelines: list[str]) -> dict[str, Any]:
 
 def _tiny_command(tree: Path, tiny: Path) -> float:
     """Return the wall seconds of ``strokedata preprocess TINY -p occlusion --jobs 2`` from ``tree``."""
+    from common import run
+
     out = Path(tempfile.mkdtemp(prefix="tiny-occlusion-")) / "out"
-    code = f"import sys; sys.path.insert(0, {str(tree)!r}); from cli.strokedata_app import main; main()"
-    command = [sys.executable, "-c", code, "preprocess", str(tiny), "-p", "occlusion", "--out", str(out)]
     began = time.perf_counter()
-    subprocess.run([*command, "--jobs", "2"], check=True, capture_output=True)
+    result = run(tree, "strokedata", "preprocess", tiny, "-p", "occlusion", "--out", out, "--jobs", "2")
     seconds = time.perf_counter() - began
     shutil.rmtree(out.parent)
+    if result["code"] != 0:
+        raise SystemExit(f"{tree}: the tiny cohort failed: {result['err']}")
     return seconds
 
 

@@ -449,18 +449,11 @@ def resample(
         frame = frames[..., t]
         if order == 1:
             result[..., t] = _linear(frame, voxel, shape, fill)
-            continue
-        result[..., t] = ndimage.affine_transform(
-            frame,
-            voxel[:3, :3],
-            offset=voxel[:3, 3],
-            output_shape=shape,
-            order=0,
-            mode="constant",
-            cval=fill,
-            prefilter=False,
-            output=dtype,
-        )
+        else:
+            result[..., t] = ndimage.affine_transform(
+                frame, voxel[:3, :3], offset=voxel[:3, 3], output_shape=shape, order=0, mode="constant",
+                cval=fill, prefilter=False, output=dtype,
+            )  # fmt: skip
     return result[..., 0] if values.ndim == 3 else result
 
 

@@ -53,9 +53,9 @@ class SliceRunner:
         self, model: Any, *, batch: int = CPU_BATCH, freeze: bool = True, device: str = "cpu",
         amp: bool = False,
     ) -> None:  # fmt: skip
-        self.model, self.batch, self.device, self.amp = model.eval(), batch, device, amp
-        self.freeze = freeze and device == "cpu"
-        self.runner: Any = None if self.freeze else self.model
+        self.model, self.batch, self.device = model.eval(), batch, device
+        self.amp = amp and device == "cuda"
+        self.runner: Any = None if freeze and device == "cpu" else self.model  # None: freeze at batch 1
 
     def __call__(
         self, slices: np.ndarray, size: tuple[int, int] | None = None, *, skip_empty: bool = False
@@ -75,8 +75,7 @@ class SliceRunner:
                     piece = F.interpolate(piece, size=size, mode="bilinear", align_corners=False)
                 if self.runner is None:
                     self.runner, _ = frozen(self.model, piece)
-                amp = self.amp and self.device == "cuda"
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
                     logits = self.runner(piece)
                 outputs[index] = torch.sigmoid(logits.float()).cpu().numpy()
         return outputs
