@@ -21,13 +21,14 @@ from strokedata.subjects import subjects
 from strokedata.transforms import (
     AIR_HU,
     PERFUSION_MASK,
+    SOFT_TISSUE_HU,
     BrainMaskFromLargestComponent,
     CTWindow,
     SkullStrip,
     largest_component,
     skull_strip_mask,
 )
-from strokedata.transforms.masks import axial_axis, voxel_spacing
+from strokedata.transforms.masks import FillHoles, axial_axis, voxel_spacing
 from strokedata.transforms.morphology import dilated, eroded, filled_holes
 
 MAPS = ("CBF", "CBV", "MTT", "TMAX")
@@ -364,3 +365,60 @@ def test_hemispheres_split_by_a_thin_fissure_are_both_kept_and_far_blobs_removed
 def test_filled_holes_are_scipys(mask: np.ndarray) -> None:
     """One cc3d labelling fills exactly the holes scipy.ndimage.binary_fill_holes fills, in 2D and 3D."""
     assert np.array_equal(filled_holes(mask), ndimage.binary_fill_holes(mask))
+
+
+@given(
+    arrays(np.bool_, st.tuples(st.integers(2, 9), st.integers(2, 9), st.integers(2, 6))),
+    st.sampled_from(["C", "F", "view"]),
+    st.floats(0.5, 4.0),
+)
+def test_memory_order_changes_neither_the_morphology_nor_its_layout(
+    mask: np.ndarray, order: str, radius: float
+) -> None:
+    """A Fortran-ordered mask (a NIfTI volume as stored) or a strided view of one gives the bytes of the
+    C-ordered mask, and the result keeps the input's layout (no transposing copy on the way out)."""
+    sizes = (0.9, 1.3, 2.5)
+    if order == "view":
+        given_mask = np.asfortranarray(np.pad(mask, 1))[1:-1, 1:-1, 1:-1]
+    else:
+        given_mask = np.asarray(mask, order=order)  # type: ignore[call-overload]
+    for operation in (eroded, dilated):
+        reference = operation(np.ascontiguousarray(mask), sizes, radius)
+        found = operation(given_mask, sizes, radius)
+        assert np.array_equal(found, reference)
+        assert found.flags.c_contiguous if order == "C" else found.flags.f_contiguous
+
+
+@given(
+    arrays(
+        np.int8,
+        st.tuples(st.integers(1, 8), st.integers(1, 8), st.integers(1, 6)),
+        elements=st.integers(0, 2),
+    ),
+    st.tuples(*(st.tuples(st.integers(0, 3), st.integers(0, 3)) for _ in range(3))),
+    st.sampled_from([0.0, 1.5, 3.0]),
+    st.sampled_from(["slice", "volume", "both", "none"]),
+)
+def test_skull_stripping_within_the_soft_tissues_box_is_exact(
+    kinds: np.ndarray, margins: tuple[tuple[int, int], ...], erosion: float, fill: FillHoles
+) -> None:
+    """skull_strip_mask works inside the bounding box of the soft tissue (grown by one voxel): the same
+    mask as the steps run over the whole volume, with air around the head or a head touching the edge."""
+    hu = np.pad(np.array([-1000.0, 30.0, 1000.0])[kinds], margins, constant_values=-1000.0)
+    spacing = (1.0, 1.5, 2.0)
+    soft = (hu >= SOFT_TISSUE_HU[0]) & (hu <= SOFT_TISSUE_HU[1])
+    whole = strokedata.transforms.masks._opened_and_filled(soft, spacing, erosion, fill, 2)
+    assert np.array_equal(skull_strip_mask(hu, spacing, erosion_mm=erosion, fill_holes=fill), whole)
+    stored = np.asfortranarray(hu)  # as a NIfTI volume is read
+    assert np.array_equal(skull_strip_mask(stored, spacing, erosion_mm=erosion, fill_holes=fill), whole)
+
+
+def test_the_outside_is_filled_in_the_images_own_layout() -> None:
+    """The skull strip's fill keeps the values inside, the memory order and the dtype of the image."""
+    rng = np.random.default_rng(1)
+    volume = np.asfortranarray(rng.integers(-1000, 1000, (9, 7, 5)).astype(np.int16))[None]
+    inside = rng.random((9, 7, 5)) > 0.5
+    filled = strokedata.transforms.masks._fill_outside(volume, inside, AIR_HU, "NCCT", "SkullStrip")
+    assert filled.dtype == np.int16 and filled[0].flags.f_contiguous
+    assert np.all(filled[0][~inside] == AIR_HU) and np.array_equal(filled[0][inside], volume[0][inside])
+    assert not np.shares_memory(filled, volume)

@@ -311,6 +311,10 @@ def test_labels_keep_their_dtype_and_values_and_scalars_become_float32() -> None
         frames[..., 1], resample(series[..., 1], affine, matrix, (22, 20, 10), affine, 1, -5.0)
     )
     assert frames[-1, -1, -1, 0] == -5.0  # outside the source
+    assert frames.flags.f_contiguous  # NIfTI's layout: each frame written without a transposing copy
+    label_series = np.stack([labels, labels[::-1]], axis=-1)
+    moved_series = resample(label_series, affine, matrix, (22, 20, 10), affine, order=0)
+    assert moved_series.flags.f_contiguous and np.array_equal(moved_series[..., 0], moved)
 
 
 def test_resample_follows_the_world_matrix_convention() -> None:
@@ -351,6 +355,18 @@ def test_parameter_maps_are_configurable() -> None:
     assert custom["NumberOfResolutions"] == ["2"]
     assert custom["WriteResultImage"] == ["false"] and custom["UseMultiThreadingForMetrics"] == ["false"]
     assert all(stage["WriteResultImage"] == ["false"] for preset_ in PRESETS.values() for stage in preset_)
+    # the presets' samples per iteration: one per 32 fixed voxels within [2048, 4096]; overrides win
+    samples = {
+        voxels: {
+            stage["NumberOfSpatialSamples"][0] for stage in parameter_maps("affine", fixed_voxels=voxels)
+        }
+        for voxels in (1000, 64 * 64 * 16, 100_000, 64 * 64 * 48, 512 * 512 * 200, None)
+    }
+    assert samples == {1000: {"2048"}, 65536: {"2048"}, 100_000: {"3125"}, 196608: {"4096"},
+                       52428800: {"4096"}, None: {"4096"}}  # fmt: skip
+    assert "NumberOfSpatialSamples" not in custom
+    chosen = parameter_maps("rigid", {"NumberOfSpatialSamples": 8192}, fixed_voxels=65536)
+    assert chosen[0]["NumberOfSpatialSamples"] == ["8192"]
 
 
 def test_bad_inputs_and_diverged_results_raise_registration_errors(

@@ -19,6 +19,7 @@ from strokedata.manifest import CO_REGISTERED_GROUPS, LABEL_MAPS
 from strokedata.transforms.intensity import CT_MODALITIES, require_image
 from strokedata.transforms.morphology import (
     Connectivity,
+    bounding_box,
     dilated,
     eroded,
     fill_slices,
@@ -110,6 +111,20 @@ def skull_strip_mask(
     spacing = voxel_spacing(spacing_or_affine)
     low, high = float(hu_range[0]), float(hu_range[1])
     soft = (data >= low) & (data <= high)
+    # every step stays within the soft tissue's bounding box and one voxel of outside around it: outside
+    # voxels beyond it are as far as that voxel, and every background region there reaches the border
+    box = bounding_box(soft, (1,) * soft.ndim)
+    result = np.zeros_like(soft)
+    result[box] = _opened_and_filled(soft[box], spacing, erosion_mm, fill_holes, axis)
+    return result
+
+
+def _opened_and_filled(
+    soft: np.ndarray, spacing: tuple[float, float, float], erosion_mm: float, fill_holes: FillHoles, axis: int
+) -> np.ndarray:
+    """Return ``skull_strip_mask``'s mask of the thresholded ``soft`` tissue: opened, its largest
+    component kept, its holes filled."""
+    mask: np.ndarray
     if erosion_mm > 0:
         core = largest_component(eroded(soft, spacing, erosion_mm))
         mask = soft & dilated(core, spacing, erosion_mm)  # grown back by the same ball
@@ -119,8 +134,7 @@ def skull_strip_mask(
         mask = fill_slices(mask, axis)
     if fill_holes in ("volume", "both"):
         mask = filled_holes(mask)
-    result: np.ndarray = np.asarray(mask, dtype=bool)
-    return result
+    return mask
 
 
 def _same_grid(image: tio.Image, reference: tio.Image) -> bool:
@@ -139,7 +153,8 @@ def _fill_outside(
         limits = np.iinfo(data.dtype)
         if background != int(background) or not limits.min <= background <= limits.max:
             raise ValueError(f"{owner}: '{key}' is {data.dtype} and cannot hold the background {background}")
-    result: np.ndarray = np.where(inside, data, np.asarray(background, dtype=data.dtype))  # one pass
+    result = data.copy(order="K")  # the memory order of the image (a NIfTI's Fortran order) is kept
+    np.copyto(result, np.asarray(background, dtype=data.dtype), where=~inside)
     return result
 
 

@@ -187,13 +187,11 @@ class RegisterToTemplate(tio.SpatialTransform):
             label = isinstance(image, tio.LabelMap)
             values = image.numpy()
             fill = 0.0 if label else float(values.min()) if self.fill is None else self.fill
-            moved = [
-                resample(
-                    channel, image.affine, result.matrix, fixed.shape, fixed_affine, 0 if label else 1, fill
-                )
-                for channel in values
-            ]
-            image.set_data(np.stack(moved))
+            series = np.moveaxis(values, 0, -1)  # (x, y, z, channels): resample's 4D, frames in their layout
+            moved = resample(
+                series, image.affine, result.matrix, fixed.shape, fixed_affine, 0 if label else 1, fill
+            )
+            image.set_data(np.moveaxis(moved, -1, 0))
             image.affine = fixed_affine.copy()
         if self.add_atlas and atlas is not None:
             subject.add_image(_label_map(atlas, fixed_affine), self.atlas_key)
