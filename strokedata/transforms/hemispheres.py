@@ -36,8 +36,9 @@ def _along(axis: int, part: slice) -> tuple[slice, ...]:
 def flip_left_right(image: tio.Image) -> None:
     """Reverse ``image``'s left-right voxel axis in place (data only, affine and dtype kept)."""
     axis = left_right_axis(image.affine) + 1  # torchio data are (channels, x, y, z)
-    # copy(), not ascontiguousarray(): numpy calls a flipped size-1 axis contiguous, torch refuses its stride
-    image.set_data(np.flip(image.numpy(), axis=axis).copy())
+    # copy(), not ascontiguousarray(): numpy calls a flipped size-1 axis contiguous, torch refuses its
+    # stride; order "K": a NIfTI volume's Fortran order is kept (no transposing copy now or when written)
+    image.set_data(np.flip(image.numpy(), axis=axis).copy(order="K"))
 
 
 def _keys_tuple(keys: Sequence[str], owner: str) -> tuple[str, ...]:
@@ -117,7 +118,7 @@ class RelativeToContralateral(tio.IntensityTransform):
     def _relative(self, data: np.ndarray, axis: int, inside: np.ndarray | None, key: str) -> np.ndarray:
         """Return one image's (channels, x, y, z) data relative to the contralateral mean, float32."""
         lower, upper, middle = (_along(axis, part) for part in _halves(data.shape[axis + 1]))
-        result = np.zeros(data.shape, dtype=np.float32)
+        result = np.empty_like(data, dtype=np.float32)  # every channel is written; the layout is kept
         for channel in range(data.shape[0]):
             values = data[channel].astype(np.float64)
             valid = values != 0 if inside is None else (values != 0) & inside[0]

@@ -69,7 +69,7 @@ def clip_and_scale(data: np.ndarray, low: float, high: float) -> np.ndarray:
             table = np.roll(table, table.size // 2)
         result: np.ndarray = table[data.view(np.dtype(data.dtype.str.replace("i", "u")))]
         return result  # in the data's memory order
-    result = np.empty(data.shape, dtype=np.float32)
+    result = np.empty_like(data, dtype=np.float32)  # in the data's memory order
     for channel, values in enumerate(data):
         result[channel] = (np.clip(values.astype(np.float64), low, high) - low) / (high - low)
     return result

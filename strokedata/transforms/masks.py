@@ -291,7 +291,7 @@ class BrainMaskFromLargestComponent(tio.IntensityTransform):
         """Return (the 3D bool mask, the image whose grid it lies on) for a subject."""
         images = {key: require_image(subject, key, self.name) for key in self.keys}
         reference = images[self.keys[0]]
-        foreground = np.zeros(reference.spatial_shape, dtype=bool)
+        foreground = np.zeros_like(reference.numpy()[0], dtype=bool)  # in the image's memory order
         for key, image in images.items():
             if not _same_grid(image, reference):
                 raise ValueError(f"{self.name}: '{key}' is not on the grid of '{self.keys[0]}'")

@@ -45,11 +45,12 @@ def largest_component(mask: np.ndarray, connectivity: Connectivity | None = None
     if not array.any():
         return np.zeros_like(array)
     neighbours: Connectivity = connectivity
-    volume = array
+    box = bounding_box(array, (0,) * array.ndim)  # every component lies inside; C order is kept there
+    volume = array[box]
     if array.ndim == 2:  # one slice in 3D, where 6 and 26 neighbours are 2D's 4 and 8
-        neighbours, volume = (26 if connectivity == 8 else 6), array[:, :, np.newaxis]
+        neighbours, volume = (26 if connectivity == 8 else 6), volume[:, :, np.newaxis]
     # padded by one empty voxel: cc3d 4.1 mislabels or fails on thin arrays, e.g. (3, 1) or (1, 5, 1)
-    padded = cc3d.connected_components(np.pad(volume, 1), connectivity=neighbours)
+    padded = cc3d.connected_components(_framed(volume), connectivity=neighbours)
     counts = np.bincount(padded.ravel(order="K"))  # the frame is background: label 0, not counted
     counts[0] = 0
     labels = padded[1:-1, 1:-1, 1:-1]
@@ -61,8 +62,19 @@ def largest_component(mask: np.ndarray, connectivity: Connectivity | None = None
     else:  # a tie: the component met first in C order
         flat = labels.ravel()
         chosen = flat[np.flatnonzero(np.isin(flat, best))[0]]
-    result: np.ndarray = labels == chosen
+    result: np.ndarray = np.zeros_like(array)
+    result[box] = labels == chosen
     return result
+
+
+def _framed(volume: np.ndarray) -> np.ndarray:
+    """Return a bool ``volume`` inside a frame of one False voxel, in its memory order (``np.pad`` gives
+    a strided view of a Fortran array C order: a transposing copy)."""
+    framed = np.zeros(
+        [size + 2 for size in volume.shape], dtype=bool, order="F" if _fortran_like(volume) else "C"
+    )
+    framed[(slice(1, -1),) * volume.ndim] = volume
+    return framed
 
 
 def filled_holes(mask: np.ndarray) -> np.ndarray:
