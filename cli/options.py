@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from cli import render
+
+if TYPE_CHECKING:
+    from strokedata.executor import Executor
 
 
 def parse_assignments(texts: list[str], allowed: list[str], option: str) -> dict[str, float]:
@@ -57,3 +65,39 @@ def parse_json_assignments(texts: list[str], option: str) -> dict[str, Any]:
         except ValueError:
             values[name] = text
     return values
+
+
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        envvar="STROKEBENCH_SCHEDULER",
+        help="Run the per-patient work on this Dask scheduler (tcp://HOST:8786), or 'local' for a local Dask "
+        "cluster of --jobs workers; read from STROKEBENCH_SCHEDULER when absent. Needs "
+        'pip install "strokebench[dask]"; workers must see the dataset at the same path.',
+    ),
+]
+
+
+@contextmanager
+def cluster_executor(scheduler: str | None, jobs: int | None, paths: list[Path]) -> Iterator[Executor | None]:
+    """Yield None without ``scheduler`` (the library's local pool of ``jobs``), else a Dask executor on
+    it whose workers were checked to see ``paths`` (for one that does not exist yet, such as an output
+    folder, its nearest existing parent); its client (and a local cluster) closes on exit."""
+    if not scheduler:
+        yield None
+        return
+    from strokedata.distributed import dask_executor
+    from strokedata.executor import use_executor
+
+    existing = [
+        next(folder for folder in (path.absolute(), *path.absolute().parents) if folder.exists())
+        for path in paths
+    ]
+    with dask_executor(scheduler, jobs, paths=existing) as executor, use_executor(executor):
+        link = executor.client.dashboard_link if scheduler == "local" else None
+        render.note(
+            f"running on the Dask cluster at {executor.client.scheduler.address}"
+            + (f"; dashboard {link}" if link else "")
+        )
+        yield executor

@@ -11,6 +11,7 @@ import typer
 from cli import render, render_bench, zoo_commands
 from cli.app import make_app, run
 from cli.errors import EXIT_USAGE, check_outputs, library_errors
+from cli.options import SchedulerOption, cluster_executor
 
 app = make_app(
     "strokebench",
@@ -107,6 +108,7 @@ def score(
         typer.Option(help="Leaderboard file (default: leaderboard.jsonl beside the predictions)."),
     ] = None,
     jobs: JobsOption = None,
+    scheduler: SchedulerOption = None,
     json_out: JsonOption = None,
     markdown: MarkdownOption = False,
 ) -> None:
@@ -130,7 +132,12 @@ def score(
         raise typer.Exit(EXIT_USAGE)
     board = None if name is None else leaderboard or predictions.parent / "leaderboard.jsonl"
     check_outputs({"--json": json_out, "--leaderboard": board})
-    with library_errors(), render.progress_bar() as progress:
+    inputs = [path for path in (predictions, truth, dataset) if path is not None]
+    with (
+        library_errors(),
+        cluster_executor(scheduler, jobs, inputs),
+        render.progress_bar() as progress,
+    ):
         reports = score_files(
             task,
             predictions,

@@ -10,7 +10,13 @@ import typer
 from cli import import_app, render, render_data
 from cli.app import make_app, run
 from cli.errors import EXIT_USAGE, check_outputs, library_errors, option_errors
-from cli.options import parse_assignments, parse_json_assignments, parse_names
+from cli.options import (
+    SchedulerOption,
+    cluster_executor,
+    parse_assignments,
+    parse_json_assignments,
+    parse_names,
+)
 
 app = make_app(
     "strokedata",
@@ -50,6 +56,7 @@ def validate(
         typer.Option(help="Upper plausible value of a perfusion map, as MODALITY=VALUE (repeatable)."),
     ] = None,
     split: Annotated[Path | None, typer.Option("--split", help="Also check this split file.")] = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Check a dataset: manifests, files, geometry, values.
 
@@ -80,8 +87,12 @@ def validate(
             },
             strict=False,
         )
-    with library_errors(), render.progress_bar() as progress:
-        report = run_validation(dataset, config, split=split, jobs=jobs, progress=progress)
+    with (
+        library_errors(),
+        cluster_executor(scheduler, jobs, [dataset]) as executor,
+        render.progress_bar() as progress,
+    ):
+        report = run_validation(dataset, config, split=split, jobs=jobs, executor=executor, progress=progress)
     if json_out is not None:
         with library_errors():
             atomic_write_text(json_out, report.model_dump_json(indent=2) + "\n")
@@ -142,6 +153,7 @@ def split_command(
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes for derived labels.")
     ] = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Split a dataset reproducibly into partitions.
 
@@ -163,9 +175,9 @@ def split_command(
             raise typer.BadParameter("give at least one --stratify key (for example --stratify occlusion)")
         if extend is None and folds is None and val_size is None:
             folds = 5
-    with library_errors():
+    with library_errors(), cluster_executor(scheduler, jobs, [dataset]) as executor:
         if extend is not None:
-            split, report = extend_split(dataset, read_split(extend), jobs=jobs)
+            split, report = extend_split(dataset, read_split(extend), jobs=jobs, executor=executor)
         else:
             with option_errors():
                 split, report = make_split(
@@ -178,6 +190,7 @@ def split_command(
                     seed=seed,
                     missing=missing_rule,
                     jobs=jobs,
+                    executor=executor,
                 )
         write_split(split, out, csv_out)
     render_data.render_split(split, report)
@@ -211,6 +224,7 @@ def phantom(
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
     ] = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Generate synthetic stroke phantoms as a dataset.
 
@@ -233,8 +247,12 @@ def phantom(
         config = preset(preset_name, **overrides)  # type: ignore[arg-type]
     check_outputs(folders={"--out": out})
     partial = f"interrupted; {out} holds only part of the dataset: delete it"
-    with library_errors(partial), render.progress_bar() as progress:
-        root = generate_dataset(out, n, config, seed=seed, jobs=jobs, progress=progress)
+    with (
+        library_errors(partial),
+        cluster_executor(scheduler, jobs, [out]) as executor,
+        render.progress_bar() as progress,
+    ):
+        root = generate_dataset(out, n, config, seed=seed, jobs=jobs, executor=executor, progress=progress)
     render.plain(f"wrote {n} phantom patients ({config.preset}, seed {seed}) to {root}")
 
 
@@ -285,6 +303,7 @@ def table(
         typer.Option("--out", help="Write the table to a .csv or .parquet file (outside the dataset)."),
     ] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Tabulate patients: labels, derived labels, geometry.
 
@@ -301,8 +320,12 @@ def table(
         render.error(f"--out {out} lies inside the dataset; write the table outside {dataset}")
         raise typer.Exit(EXIT_USAGE)
     check_outputs({"--out": out})
-    with library_errors(), render.progress_bar() as progress:
-        frame = dataset_table(dataset, jobs=jobs, progress=progress)
+    with (
+        library_errors(),
+        cluster_executor(scheduler, jobs, [dataset]) as executor,
+        render.progress_bar() as progress,
+    ):
+        frame = dataset_table(dataset, jobs=jobs, executor=executor, progress=progress)
         payload = None if out is None else table_bytes(frame, out.suffix)
     if out is None or payload is None:
         render_data.render_dataset_table(frame)
@@ -366,6 +389,7 @@ def preprocess(
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
     ] = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Preprocess a dataset for a task into a new dataset.
 
@@ -380,9 +404,20 @@ def preprocess(
     with option_errors():
         overrides = parse_json_assignments(set_values or [], "--set")
     resume = "interrupted; every patient folder written is complete: run the command again to resume"
-    with library_errors(resume), render.progress_bar() as progress:
+    with (
+        library_errors(resume),
+        cluster_executor(scheduler, jobs, [dataset, out]) as executor,
+        render.progress_bar() as progress,
+    ):
         report = preprocess_dataset(
-            dataset, pipeline, out, parameters=overrides, compress=compress, jobs=jobs, progress=progress
+            dataset,
+            pipeline,
+            out,
+            parameters=overrides,
+            compress=compress,
+            jobs=jobs,
+            executor=executor,
+            progress=progress,
         )
     render_data.render_preprocess(report)
     raise typer.Exit(EXIT_VALID if report.ok else EXIT_INVALID)

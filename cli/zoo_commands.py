@@ -10,6 +10,7 @@ import typer
 
 from cli import render, render_zoo
 from cli.errors import check_outputs, library_errors, option_errors
+from cli.options import SchedulerOption, cluster_executor
 
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")]
 Jobs = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Processes building the cache.")]
@@ -181,6 +182,7 @@ def predict(
     ] = False,
     device: Device = "auto",
     jobs: Jobs = None,
+    scheduler: SchedulerOption = None,
     loader_workers: LoaderWorkers = 0,
     cache: Cache = None,
 ) -> None:
@@ -208,7 +210,12 @@ def predict(
         slice_level=slice_level, jobs=jobs, cache_root=cache, loader_workers=loader_workers,
         skip_empty_slices=skip_empty_slices,
     )  # fmt: skip
-    with library_errors(), render.progress_bar() as progress:
+    shared = [path for path in (dataset, cache) if path is not None]  # the cache is built on the cluster
+    with (
+        library_errors(),
+        cluster_executor(scheduler, jobs, shared),
+        render.progress_bar() as progress,
+    ):
         summary = run_prediction(request, progress)
     render.plain(
         f"wrote {summary.task} predictions of {summary.patients} patients ({summary.members} run(s), "

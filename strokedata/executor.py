@@ -12,18 +12,35 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from typing import Protocol, TypeVar
+from contextvars import ContextVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 class Executor(Protocol):
-    """Runs ``fn`` over ``items`` and yields every result exactly once, in completion order."""
+    """Runs ``fn`` over ``items`` and yields every result exactly once, in completion order.
+
+    An executor whose ``names_tasks`` attribute is true also takes ``phase`` (the name of the work, for
+    task names on a cluster) and ``lost`` (``lost(item, reason)`` gives the result of an item whose
+    worker kept dying): ``strokedata.distributed.DaskExecutor``. ``map_reporting`` passes them.
+    """
 
     def map_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
         """Yield ``fn(item)`` for every item, in any order."""
         ...
+
+
+def chunked(items: Sequence[T], workers: int) -> list[list[T]]:
+    """Return ``items`` cut in order into chunks for ``workers``: at least 4 chunks per worker, at most 32
+    items each. Per-item hand-offs cost the parent (or a scheduler) time that it takes from the workers.
+
+    >>> [len(chunk) for chunk in chunked(range(100), 2)]
+    [12, 12, 12, 12, 12, 12, 12, 12, 4]
+    """
+    size = max(1, min(32, len(items) // (4 * workers)))
+    return [list(items[start : start + size]) for start in range(0, len(items), size)]
 
 
 class SerialExecutor:
@@ -94,11 +111,8 @@ class ProcessExecutor:
         self._pool: ProcessPoolExecutor | None = None
 
     def map_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-        """Yield ``fn(item)`` for every item as the workers finish them.
-
-        Items travel in chunks (at least 4 per worker, at most 32 items each): per-item hand-offs cost
-        the parent process time that, on a small machine, it takes from the workers.
-        """
+        """Yield ``fn(item)`` for every item as the workers finish them, items travelling in ``chunked``
+        chunks. A worker that dies breaks the pool (BrokenProcessPool)."""
         if not items:
             return
         if self._pool is None:
@@ -107,8 +121,7 @@ class ProcessExecutor:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.jobs, mp_context=context, initializer=_ignore_interrupts
             )
-        size = max(1, min(32, len(items) // (4 * self.jobs)))
-        chunks = [list(items[start : start + size]) for start in range(0, len(items), size)]
+        chunks = chunked(items, self.jobs)
         with _interrupts_blocked():  # workers start here: they inherit the block, so no Ctrl-C reaches
             futures = [self._pool.submit(_run_chunk, fn, chunk) for chunk in chunks]  # them, even mid-start
         try:
@@ -145,10 +158,22 @@ Progress = Callable[[str, int, int], None]
 
 
 def map_reporting(
-    executor: Executor, fn: Callable[[T], R], items: Sequence[T], phase: str, progress: Progress | None
+    executor: Executor,
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    phase: str,
+    progress: Progress | None,
+    lost: Callable[[T, str], R] | None = None,
 ) -> Iterator[R]:
-    """Yield ``fn(item)`` for every item (in completion order), telling ``progress`` after each one."""
-    for done, result in enumerate(executor.map_unordered(fn, items), start=1):
+    """Yield ``fn(item)`` for every item (in completion order), telling ``progress`` after each one.
+    An executor that says ``names_tasks`` (``strokedata.distributed.DaskExecutor``) also gets ``phase``
+    and ``lost`` (``Executor.map_unordered``); any other needs only ``map_unordered(fn, items)``."""
+    if getattr(executor, "names_tasks", False):
+        named: Any = executor  # a DaskExecutor; strokedata.distributed is imported only with dask
+        results: Iterator[R] = named.map_unordered(fn, items, phase, lost)
+    else:
+        results = executor.map_unordered(fn, items)
+    for done, result in enumerate(results, start=1):
         if progress is not None:
             progress(phase, done, len(items))
         yield result
@@ -170,11 +195,33 @@ def local_executor(jobs: int | None = None) -> SerialExecutor | ProcessExecutor:
     return SerialExecutor() if count == 1 else ProcessExecutor(count)
 
 
+_ACTIVE: ContextVar[Executor | None] = ContextVar("strokedata_executor", default=None)
+
+
+@contextmanager
+def use_executor(executor: Executor | None) -> Iterator[None]:
+    """Within the block, run the per-patient work of every library call given no ``executor`` on this
+    one (as joblib's ``parallel_backend`` does); None restores the local pools.
+
+    >>> with use_executor(SerialExecutor()):
+    ...     with executor_for(4, None) as runner:
+    ...         type(runner).__name__
+    'SerialExecutor'
+    """
+    token = _ACTIVE.set(executor)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
 @contextmanager
 def executor_for(jobs: int | None, executor: Executor | None) -> Iterator[Executor]:
-    """Yield ``executor`` if given, else a local one for ``jobs`` that is closed on exit."""
-    if executor is not None:
-        yield executor
+    """Yield ``executor`` if given, else the one of an enclosing ``use_executor``, else a local one for
+    ``jobs`` that is closed on exit."""
+    chosen = executor if executor is not None else _ACTIVE.get()
+    if chosen is not None:
+        yield chosen
         return
     own = local_executor(jobs)
     try:

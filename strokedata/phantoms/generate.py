@@ -253,6 +253,11 @@ class _Job:
     index: int
     config: PhantomConfig
 
+    @property
+    def label(self) -> str:
+        """Return the patient's id: the name of this job on a cluster."""
+        return patient_id(self.index)
+
 
 def _generate_and_write(job: _Job) -> str:
     write_patient(job.root, generate_patient(job.seed, job.index, job.config))

@@ -93,6 +93,7 @@ class _Job:
     parameters: dict[str, Any]
     compress: bool
     atlas_regions: tuple[str, ...]
+    label: str  # the patient id: the name of this job on a cluster
 
 
 def file_sha256(path: Path) -> str:
@@ -232,6 +233,11 @@ def _up_to_date(folder: Path, key: str) -> bool:
     )
 
 
+def _lost_patient(job: _Job, reason: str) -> PatientOutcome:
+    """Return the failed outcome of a patient whose worker kept dying (on a cluster)."""
+    return PatientOutcome(job.label, "failed", reason)
+
+
 def preprocess_patient(job: _Job) -> PatientOutcome:
     """Return the outcome of preprocessing one patient (runs in a worker; never raises for bad data)."""
     start = time.perf_counter()
@@ -361,6 +367,7 @@ def preprocess_dataset(
             values,
             compress,
             tuple(dataset.card.atlas_regions),
+            manifest.patient_id,
         )
         for manifest in dataset
     ]
@@ -368,7 +375,7 @@ def preprocess_dataset(
     try:
         with executor_for(jobs, executor) as runner:
             report.outcomes.extend(
-                map_reporting(runner, preprocess_patient, job_list, "preprocess", progress)
+                map_reporting(runner, preprocess_patient, job_list, "preprocess", progress, _lost_patient)
             )
     except KeyboardInterrupt:  # the workers are stopped: remove what they were half-way through writing
         remove_leftovers(out_path)

@@ -30,6 +30,11 @@ class _HeaderTask:
     card: DatasetCard | None
     config: ValidationConfig
 
+    @property
+    def label(self) -> str:
+        """Return the patient folder: the name of this task on a cluster."""
+        return self.folder
+
 
 @dataclass(frozen=True)
 class _HeaderResult:
@@ -45,6 +50,11 @@ class _VoxelTask:
     images: list[CheckedImage]
     config: ValidationConfig
     region_names: list[str]
+
+    @property
+    def label(self) -> str:
+        """Return the patient folder: the name of this task on a cluster."""
+        return self.folder
 
 
 def _inspect_patient(task: _HeaderTask) -> _HeaderResult:

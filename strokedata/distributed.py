@@ -1,0 +1,300 @@
+"""Per-patient work on a Dask cluster (dask.distributed), behind the executor interface of
+``strokedata.executor``: the same functions, items and results as the local process pool.
+
+Install with ``pip install "strokebench[dask]"``. ``DaskExecutor`` wraps a ``distributed.Client``;
+``dask_executor`` connects to a scheduler address (or starts a local cluster) for the commands.
+Nothing here is imported unless a scheduler is asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from strokedata.errors import StrokedataError
+from strokedata.executor import chunked, default_jobs
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+SCHEDULER_ENV = "STROKEBENCH_SCHEDULER"
+"""The environment variable read when a command's ``--scheduler`` is absent."""
+LOCAL = "local"
+"""``--scheduler local``: a local Dask cluster of ``--jobs`` worker processes (with its dashboard)."""
+DEFAULT_RETRIES = 2
+"""How many times a task whose worker died is run again before its items count as lost."""
+CONNECT_SECONDS = 5
+"""How long to wait for a scheduler to answer before giving up."""
+INSTALL = 'pip install "strokebench[dask]"'
+
+
+class ClusterError(StrokedataError):
+    """The Dask cluster cannot be used: not installed, no scheduler answers, or a worker cannot see a path."""
+
+
+class WorkerLostError(StrokedataError):
+    """Items whose tasks kept killing their workers (after the retries); every other item finished."""
+
+    def __init__(self, labels: Sequence[str], reason: str) -> None:
+        self.labels = list(labels)
+        super().__init__(
+            f"{', '.join(self.labels)}: the worker running {'it' if len(self.labels) == 1 else 'them'} died "
+            f"on every attempt ({reason}); the other items finished. Check the patient's files (a "
+            "decompression bomb or an image too large for a worker's memory) or give workers more memory"
+        )
+
+
+def _require_distributed() -> Any:
+    """Return the ``distributed`` module; ClusterError with the install command when it is missing."""
+    try:
+        import distributed
+    except ImportError:
+        raise ClusterError(f"--scheduler needs dask.distributed, which is not installed: {INSTALL}") from None
+    return distributed
+
+
+def item_label(item: object, index: int) -> str:
+    """Return the name a task key gives ``item``: its ``label`` (the commands' work items carry the patient
+    id), else the ``patient_id`` of the item or of a part of a tuple item (a manifest), else
+    ``item-INDEX``."""
+    label = getattr(item, "label", None)
+    if isinstance(label, str) and label:
+        return label
+    for part in item if isinstance(item, tuple) else (item,):
+        found = getattr(part, "patient_id", None)
+        if isinstance(found, str) and found:
+            return found
+    return f"item-{index}"
+
+
+def _answers(address: str) -> None:
+    """Return when something listens at a tcp:// or tls:// ``address`` (other schemes are left to
+    Dask); OSError at once when the connection is refused, after ``CONNECT_SECONDS`` when nothing
+    answers. Dask's client would retry a refused connection until its timeout."""
+    parsed = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parsed.scheme in ("tcp", "tls") and parsed.hostname:
+        with socket.create_connection((parsed.hostname, parsed.port or 8786), timeout=CONNECT_SECONDS):
+            pass
+
+
+def _missing_paths(paths: list[str]) -> list[str]:
+    """Return those of ``paths`` this process cannot see (runs on each worker)."""
+    return [path for path in paths if not os.path.exists(path)]
+
+
+def _set_allowed_failures(dask_scheduler: Any, retries: int) -> None:
+    """Let a task kill ``retries`` + 1 workers before it is marked lost (runs on the scheduler)."""
+    dask_scheduler.allowed_failures = retries
+
+
+def _run_batch(fn: Callable[[T], R], batch: list[T]) -> list[R]:
+    """Return ``fn`` applied to each item of a batch (one task)."""
+    return [fn(item) for item in batch]
+
+
+class DaskExecutor:
+    """Runs items as Dask tasks on the cluster of ``client``, yielding results as tasks finish.
+
+    Items travel in batches (``strokedata.executor.chunked``: at most 32 items, at least 4 batches per
+    worker thread) to keep the scheduler's per-task cost small beside tiny items; task keys read
+    ``PHASE-FIRST..LAST-RUN`` with the items' labels (patient ids), so the dashboard names them.
+    A task whose worker dies is run again by the scheduler up to ``retries`` times (its
+    ``allowed_failures``, set on the scheduler for this and later clients); a batch that is still lost is
+    split and its items run one by one, so that only an item that keeps killing workers is lost.
+
+    Args:
+        client: a connected ``distributed.Client``. Its workers must see the dataset at the same paths
+            (``check_paths``).
+        retries: runs after a worker died (default 2).
+        close_client: close the client (and its local cluster) in ``close()``; for clients this module
+            made.
+    """
+
+    names_tasks = True  # ``map_reporting`` passes the phase and a ``lost`` function
+
+    def __init__(self, client: Any, *, retries: int = DEFAULT_RETRIES, close_client: bool = False) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be at least 0, not {retries}")
+        self.client = client
+        self.retries = retries
+        self._close_client = close_client
+        client.run_on_scheduler(_set_allowed_failures, retries=retries)
+
+    def workers(self) -> int:
+        """Return the number of worker threads in the cluster now (at least 1)."""
+        info = self.client.scheduler_info()["workers"]
+        return max(1, sum(int(worker.get("nthreads", 1)) for worker in info.values()))
+
+    def check_paths(self, paths: Sequence[str | Path]) -> None:
+        """Return when every worker sees every path; ClusterError naming each worker and each path it
+        cannot see otherwise (workers must share the file system at the same paths)."""
+        wanted = [str(Path(path).absolute()) for path in paths]
+        missing = {
+            address: found for address, found in self.client.run(_missing_paths, wanted).items() if found
+        }
+        if missing:
+            lines = "; ".join(
+                f"worker {address} cannot see {', '.join(found)}"
+                for address, found in sorted(missing.items())
+            )
+            raise ClusterError(
+                f"{lines}. Dask workers must see the dataset and the output folder at the same paths as "
+                "this machine (a shared file system mounted alike on every node)"
+            )
+
+    def map_unordered(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        phase: str = "",
+        lost: Callable[[T, str], R] | None = None,
+    ) -> Iterator[R]:
+        """Yield ``fn(item)`` for every item, in completion order.
+
+        An item that keeps killing workers gives ``lost(item, reason)`` when ``lost`` is given; without it,
+        WorkerLostError naming such items is raised once every other item has been yielded. An exception
+        raised by ``fn`` itself is raised here (the commands' functions report per-item failures in their
+        results instead). Ctrl-C, or such an error, cancels this run's remaining tasks on the cluster and
+        is raised again.
+        """
+        if not items:
+            return
+        distributed = _require_distributed()
+        run = uuid.uuid4().hex[:8]
+        name = phase or getattr(fn, "__name__", "task")
+        batches = chunked(list(enumerate(items)), self.workers())
+        futures = {}
+        for batch in batches:
+            labels = [item_label(item, index) for index, item in batch]
+            span = labels[0] if len(labels) == 1 else f"{labels[0]}..{labels[-1]}"
+            key = f"{name}-{span}-{run}"
+            future = self.client.submit(_run_batch, fn, [item for _, item in batch], key=key, pure=False)
+            futures[future] = batch
+        lost_items: list[tuple[int, T, str]] = []
+        try:
+            for future in distributed.as_completed(list(futures)):
+                batch = futures.pop(future)
+                try:
+                    yield from future.result()
+                except distributed.KilledWorker as error:
+                    lost_items.extend((index, item, str(error)) for index, item in batch)
+            yield from self._alone(fn, lost_items, name, run, lost)
+        except BaseException:  # Ctrl-C, or an error raised by ``fn``: nothing of this run goes on
+            self.client.cancel(list(futures), force=True)
+            raise
+        finally:
+            for future in futures:
+                future.release()
+
+    def _alone(
+        self,
+        fn: Callable[[T], R],
+        candidates: list[tuple[int, T, str]],
+        name: str,
+        run: str,
+        lost: Callable[[T, str], R] | None,
+    ) -> Iterator[R]:
+        """Yield the results of items from lost batches, each run as a task of its own, all at once; those
+        lost again (a worker running another item's task may have died under them) run once more one at
+        a time, alone on the cluster. Items lost then give ``lost(item, reason)``, or WorkerLostError at
+        the end without ``lost``."""
+        if not candidates:
+            return
+        again = yield from self._each(fn, candidates, f"{name}-{{}}-{run}-alone", at_once=True)
+        failed = yield from self._each(fn, again, f"{name}-{{}}-{run}-single", at_once=False)
+        if not failed:
+            return
+        failed.sort(key=lambda entry: entry[0])
+        if lost is None:
+            raise WorkerLostError([item_label(item, index) for index, item, _ in failed], failed[0][2])
+        for _, item, reason in failed:
+            yield lost(item, f"its worker died on every attempt ({reason})")
+
+    def _each(
+        self, fn: Callable[[T], R], items: list[tuple[int, T, str]], key: str, at_once: bool
+    ) -> Generator[R, None, list[tuple[int, T, str]]]:
+        """Yield ``fn(item)`` of each item, run as a task of its own keyed ``key`` with the item's label
+        in its {} (all submitted at once, or each after the last finished); return the items whose
+        workers died every time."""
+        distributed = _require_distributed()
+        failed: list[tuple[int, T, str]] = []
+        pending = list(items)
+        while pending:
+            batch, pending = (pending, []) if at_once else (pending[:1], pending[1:])
+            futures = {
+                self.client.submit(
+                    _run_batch, fn, [item], key=key.format(item_label(item, index)), pure=False
+                ): (index, item)
+                for index, item, _ in batch
+            }
+            try:
+                for future in distributed.as_completed(list(futures)):
+                    index, item = futures.pop(future)
+                    try:
+                        yield from future.result()
+                    except distributed.KilledWorker as error:
+                        failed.append((index, item, str(error)))
+            except BaseException:
+                self.client.cancel(list(futures), force=True)
+                raise
+        return failed
+
+    def close(self) -> None:
+        """Close the client (and the local cluster) when this executor made it; else leave it open."""
+        if self._close_client:
+            self.client.close()
+
+
+@contextmanager
+def dask_executor(
+    scheduler: str,
+    jobs: int | None = None,
+    *,
+    retries: int = DEFAULT_RETRIES,
+    paths: Sequence[str | Path] = (),
+) -> Iterator[DaskExecutor]:
+    """Yield a ``DaskExecutor`` on the scheduler at ``scheduler`` ("tcp://host:8786"), or on a new local
+    cluster of ``jobs`` single-threaded worker processes (default: all cores) for ``LOCAL``, after
+    checking that every worker sees ``paths``; the client (and a local cluster) is closed on exit.
+
+    Raises ClusterError when dask.distributed is missing, when no scheduler answers within
+    ``CONNECT_SECONDS``, or when a worker cannot see one of ``paths``.
+    """
+    distributed = _require_distributed()
+    import dask
+
+    cluster = None
+    if scheduler == LOCAL:
+        with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+            cluster = distributed.LocalCluster(
+                n_workers=jobs or default_jobs(),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
+        client = distributed.Client(cluster)
+    else:
+        try:
+            _answers(scheduler)
+            client = distributed.Client(scheduler, timeout=f"{CONNECT_SECONDS}s")
+        except (OSError, TimeoutError, ValueError) as error:
+            raise ClusterError(
+                f"no Dask scheduler answers at {scheduler!r} within {CONNECT_SECONDS} s ({error}); start one "
+                "with `dask scheduler` and give its address (tcp://HOST:8786), or use --scheduler local"
+            ) from None
+    executor = DaskExecutor(client, retries=retries, close_client=True)
+    try:
+        executor.check_paths(paths)
+        yield executor
+    finally:
+        executor.close()
+        if cluster is not None:
+            cluster.close()
