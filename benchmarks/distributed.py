@@ -16,16 +16,22 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import validate as realistic
-import validate_scale as tiny
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
+import distributed  # noqa: E402 - the package, not this file (whose folder is first on the path)
 
-from strokedata import validate
-from strokedata.distributed import DaskExecutor
-from strokedata.executor import ProcessExecutor, chunked
+sys.path.insert(0, str(HERE))
+import validate as realistic  # noqa: E402
+import validate_scale as tiny  # noqa: E402
+
+from strokedata import validate  # noqa: E402
+from strokedata.distributed import DaskExecutor  # noqa: E402
+from strokedata.executor import ProcessExecutor, chunked  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 
@@ -51,10 +57,8 @@ def _side_by_side(root: Path, pool: ProcessExecutor, dask: DaskExecutor, repeats
 
 def _scheduler(client: Any, tasks: int, workers: int) -> tuple[float, float]:
     """Return (tasks per second for single no-op tasks, items per second in ``chunked`` batches)."""
-    from distributed import wait
-
     began = time.perf_counter()
-    wait([client.submit(_noop, index, pure=False) for index in range(tasks)])
+    distributed.wait([client.submit(_noop, index, pure=False) for index in range(tasks)])
     single = tasks / (time.perf_counter() - began)
     executor = DaskExecutor(client)
     began = time.perf_counter()
@@ -70,26 +74,25 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--tiny", type=int, default=3000)
     parser.add_argument("--realistic", type=int, default=8)
     parser.add_argument("--tasks", type=int, default=5000)
     arguments = parser.parse_args()
-    datasets = {
-        f"{arguments.tiny} tiny": tiny.build(DATA / "scale", arguments.tiny),
-        f"{arguments.realistic} realistic": realistic.build(DATA / "validate", arguments.realistic),
-    }
-    from distributed import Client, LocalCluster
-
+    datasets = {}
+    if arguments.tiny:
+        datasets[f"{arguments.tiny} tiny"] = tiny.build(DATA / "scale", arguments.tiny)
+    if arguments.realistic:
+        datasets[f"{arguments.realistic} realistic"] = realistic.build(DATA / "validate", arguments.realistic)
     began = time.perf_counter()
     pool = ProcessExecutor(arguments.workers)
     list(pool.map_unordered(_noop, list(range(arguments.workers * 4))))
     pool_start = time.perf_counter() - began
     began = time.perf_counter()
-    cluster = LocalCluster(
+    cluster = distributed.LocalCluster(
         n_workers=arguments.workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
     )
-    client = Client(cluster)
+    client = distributed.Client(cluster)
     dask = DaskExecutor(client)
     list(dask.map_unordered(_noop, list(range(arguments.workers * 4))))
     cluster_start = time.perf_counter() - began

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,18 +84,25 @@ SchedulerOption = Annotated[
 def cluster_executor(scheduler: str | None, jobs: int | None, paths: list[Path]) -> Iterator[Executor | None]:
     """Yield None without ``scheduler`` (the library's local pool of ``jobs``), else a Dask executor on
     it whose workers were checked to see ``paths`` (for one that does not exist yet, such as an output
-    folder, its nearest existing parent); its client (and a local cluster) closes on exit."""
+    folder, its nearest existing parent); its client (and a local cluster) closes on exit. A task whose
+    worker died is run again up to $STROKEBENCH_RETRIES times (default 2)."""
     if not scheduler:
         yield None
         return
-    from strokedata.distributed import dask_executor
+    from strokedata.distributed import DEFAULT_RETRIES, RETRIES_ENV, ClusterError, dask_executor
     from strokedata.executor import use_executor
 
     existing = [
         next(folder for folder in (path.absolute(), *path.absolute().parents) if folder.exists())
         for path in paths
     ]
-    with dask_executor(scheduler, jobs, paths=existing) as executor, use_executor(executor):
+    retries = os.environ.get(RETRIES_ENV, str(DEFAULT_RETRIES))
+    if not retries.isdigit():
+        raise ClusterError(f"{RETRIES_ENV}={retries!r}: give a whole number of retries (0 or more)")
+    with (
+        dask_executor(scheduler, jobs, retries=int(retries), paths=existing) as executor,
+        use_executor(executor),
+    ):
         link = executor.client.dashboard_link if scheduler == "local" else None
         render.note(
             f"running on the Dask cluster at {executor.client.scheduler.address}"

@@ -30,6 +30,8 @@ LOCAL = "local"
 """``--scheduler local``: a local Dask cluster of ``--jobs`` worker processes (with its dashboard)."""
 DEFAULT_RETRIES = 2
 """How many times a task whose worker died is run again before its items count as lost."""
+RETRIES_ENV = "STROKEBENCH_RETRIES"
+"""The environment variable the commands read for ``retries`` (default ``DEFAULT_RETRIES``)."""
 CONNECT_SECONDS = 5
 """How long to wait for a scheduler to answer before giving up."""
 INSTALL = 'pip install "strokebench[dask]"'

@@ -208,6 +208,13 @@ def test_a_scheduler_that_does_not_answer_fails_fast(phantoms: Path) -> None:
     assert time.monotonic() - began < 30
 
 
+def test_a_bad_retry_count_is_refused(phantoms: Path) -> None:
+    result = runner.invoke(
+        app, ["validate", str(phantoms), "--scheduler", "local"], env={"STROKEBENCH_RETRIES": "two"}
+    )
+    assert result.exit_code == 2 and "STROKEBENCH_RETRIES='two': give a whole number" in result.output
+
+
 def test_without_dask_the_option_says_how_to_install_it(
     phantoms: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
