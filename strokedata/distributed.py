@@ -24,8 +24,6 @@ from strokedata.executor import chunked, default_jobs
 T = TypeVar("T")
 R = TypeVar("R")
 
-SCHEDULER_ENV = "STROKEBENCH_SCHEDULER"
-"""The environment variable read when a command's ``--scheduler`` is absent."""
 LOCAL = "local"
 """``--scheduler local``: a local Dask cluster of ``--jobs`` worker processes (with its dashboard)."""
 DEFAULT_RETRIES = 2
