@@ -97,7 +97,7 @@ def cluster_executor(scheduler: str | None, jobs: int | None, paths: list[Path])
         for path in paths
     ]
     retries = os.environ.get(RETRIES_ENV, str(DEFAULT_RETRIES))
-    if not retries.isdigit():
+    if not (retries.isascii() and retries.isdigit()):
         raise ClusterError(f"{RETRIES_ENV}={retries!r}: give a whole number of retries (0 or more)")
     with (
         dask_executor(scheduler, jobs, retries=int(retries), paths=existing) as executor,

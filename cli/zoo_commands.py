@@ -210,7 +210,9 @@ def predict(
         slice_level=slice_level, jobs=jobs, cache_root=cache, loader_workers=loader_workers,
         skip_empty_slices=skip_empty_slices,
     )  # fmt: skip
-    shared = [path for path in (dataset, cache) if path is not None]  # the cache is built on the cluster
+    from strokemodels.training.cache import default_cache_root
+
+    shared = [dataset, cache or default_cache_root()]  # the workers build the cache: they must see it
     with (
         library_errors(),
         cluster_executor(scheduler, jobs, shared),

@@ -270,7 +270,6 @@ def dask_executor(
     distributed = _require_distributed()
     import dask
 
-    cluster = None
     if scheduler == LOCAL:
         with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
             cluster = distributed.LocalCluster(
@@ -280,8 +279,10 @@ def dask_executor(
                 dashboard_address=":0",
                 silence_logs=logging.ERROR,
             )
-        client = distributed.Client(cluster)
+        with _closed_on_error(cluster):
+            client = distributed.Client(cluster)
     else:
+        cluster = None
         try:
             _answers(scheduler)
             client = distributed.Client(scheduler, timeout=f"{CONNECT_SECONDS}s")
@@ -290,7 +291,8 @@ def dask_executor(
                 f"no Dask scheduler answers at {scheduler!r} within {CONNECT_SECONDS} s ({error}); start one "
                 "with `dask scheduler` and give its address (tcp://HOST:8786), or use --scheduler local"
             ) from None
-    executor = DaskExecutor(client, retries=retries, close_client=True)
+    with _closed_on_error(cluster), _closed_on_error(client):
+        executor = DaskExecutor(client, retries=retries, close_client=True)
     try:
         executor.check_paths(paths)
         yield executor
@@ -298,3 +300,14 @@ def dask_executor(
         executor.close()
         if cluster is not None:
             cluster.close()
+
+
+@contextmanager
+def _closed_on_error(resource: Any) -> Iterator[None]:
+    """Close ``resource`` (a client or a cluster; None is nothing) when the block raises, and re-raise."""
+    try:
+        yield
+    except BaseException:
+        if resource is not None:
+            resource.close()
+        raise
