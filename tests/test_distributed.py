@@ -29,9 +29,9 @@ runner = CliRunner()
 PIPELINE = "clot-regions"  # registers nothing: the workers need not import itk-elastix
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    """A client of a local cluster: 2 worker processes with 1 thread each, restarted when one dies."""
+def _local_client() -> Iterator[Any]:
+    """Yield a client of a new local cluster: 2 worker processes with 1 thread each, restarted when one
+    dies; closed afterwards."""
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the faults below travel by value
@@ -41,6 +41,18 @@ def client() -> Iterator[Any]:
     with distributed.Client(cluster) as connected:
         yield connected
     cluster.close()
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    """A cluster shared by the tests that kill no worker."""
+    yield from _local_client()
+
+
+@pytest.fixture
+def fragile() -> Iterator[Any]:
+    """A cluster of its own for a test that kills workers: the others never wait for a restart."""
+    yield from _local_client()
 
 
 @pytest.fixture(scope="module")
@@ -105,12 +117,12 @@ class _Faulty(DaskExecutor):
 
 
 def test_a_worker_killed_mid_run_is_replaced_and_the_result_is_the_same(
-    client: Any, phantoms: Path, tmp_path: Path
+    fragile: Any, phantoms: Path, tmp_path: Path
 ) -> None:
     marker = tmp_path / "died-once"
     from functools import partial
 
-    faulty = _Faulty(client, partial(_exit_once, marker))
+    faulty = _Faulty(fragile, partial(_exit_once, marker))
     report = preprocess_dataset(phantoms, PIPELINE, tmp_path / "cluster", executor=faulty)
     assert marker.exists(), "the fault was not injected"
     assert report.ok
@@ -119,9 +131,9 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_result_is_the_same(
 
 
 def test_a_patient_that_keeps_killing_workers_fails_alone(
-    client: Any, phantoms: Path, tmp_path: Path
+    fragile: Any, phantoms: Path, tmp_path: Path
 ) -> None:
-    faulty = _Faulty(client, _exit_always, retries=0)
+    faulty = _Faulty(fragile, _exit_always, retries=0)
     report = preprocess_dataset(phantoms, PIPELINE, tmp_path / "out", executor=faulty)
     assert [outcome.patient_id for outcome in report.failed] == ["p00001"]
     assert "worker died on every attempt" in report.failed[0].reason
@@ -129,11 +141,9 @@ def test_a_patient_that_keeps_killing_workers_fails_alone(
     assert sorted(report.ids("written") + report.ids("skipped")) == ["p00000", "p00002", "p00003"]
     with pytest.raises(WorkerLostError, match="p00001"):  # without a way to report it: named, at the end
         list(faulty.map_unordered(patient_of, list(load_dataset(phantoms))))
-    DaskExecutor(client)  # the cluster's default retries again for the next tests
 
 
 def test_workers_that_cannot_see_a_path_are_named(client: Any, tmp_path: Path) -> None:
-    client.wait_for_workers(2, timeout=60)  # a worker killed by the test before may still be restarting
     # /proc/self/fd/N, for a descriptor number no worker holds, exists in this process only: each worker
     # resolves /proc/self to itself
     with open(tmp_path / "held", "w") as held:
