@@ -83,7 +83,8 @@ SchedulerOption = Annotated[
 @contextmanager
 def cluster_executor(scheduler: str | None, jobs: int | None, paths: list[Path]) -> Iterator[Executor | None]:
     """Yield None without ``scheduler`` (the library's local pool of ``jobs``), else a Dask executor on
-    it whose workers were checked to see ``paths`` (for one that does not exist yet, such as an output
+    it, made the default of every library call in the block (``use_executor``), whose workers were
+    checked to see ``paths`` (for one that does not exist yet, such as an output
     folder, its nearest existing parent); its client (and a local cluster) closes on exit. A task whose
     worker died is run again up to $STROKEBENCH_RETRIES times (default 2)."""
     if not scheduler:

@@ -89,10 +89,10 @@ def validate(
         )
     with (
         library_errors(),
-        cluster_executor(scheduler, jobs, [dataset]) as executor,
+        cluster_executor(scheduler, jobs, [dataset]),
         render.progress_bar() as progress,
     ):
-        report = run_validation(dataset, config, split=split, jobs=jobs, executor=executor, progress=progress)
+        report = run_validation(dataset, config, split=split, jobs=jobs, progress=progress)
     if json_out is not None:
         with library_errors():
             atomic_write_text(json_out, report.model_dump_json(indent=2) + "\n")
@@ -175,9 +175,9 @@ def split_command(
             raise typer.BadParameter("give at least one --stratify key (for example --stratify occlusion)")
         if extend is None and folds is None and val_size is None:
             folds = 5
-    with library_errors(), cluster_executor(scheduler, jobs, [dataset]) as executor:
+    with library_errors(), cluster_executor(scheduler, jobs, [dataset]):
         if extend is not None:
-            split, report = extend_split(dataset, read_split(extend), jobs=jobs, executor=executor)
+            split, report = extend_split(dataset, read_split(extend), jobs=jobs)
         else:
             with option_errors():
                 split, report = make_split(
@@ -190,7 +190,6 @@ def split_command(
                     seed=seed,
                     missing=missing_rule,
                     jobs=jobs,
-                    executor=executor,
                 )
         write_split(split, out, csv_out)
     render_data.render_split(split, report)
@@ -249,10 +248,10 @@ def phantom(
     partial = f"interrupted; {out} holds only part of the dataset: delete it"
     with (
         library_errors(partial),
-        cluster_executor(scheduler, jobs, [out]) as executor,
+        cluster_executor(scheduler, jobs, [out]),
         render.progress_bar() as progress,
     ):
-        root = generate_dataset(out, n, config, seed=seed, jobs=jobs, executor=executor, progress=progress)
+        root = generate_dataset(out, n, config, seed=seed, jobs=jobs, progress=progress)
     render.plain(f"wrote {n} phantom patients ({config.preset}, seed {seed}) to {root}")
 
 
@@ -322,10 +321,10 @@ def table(
     check_outputs({"--out": out})
     with (
         library_errors(),
-        cluster_executor(scheduler, jobs, [dataset]) as executor,
+        cluster_executor(scheduler, jobs, [dataset]),
         render.progress_bar() as progress,
     ):
-        frame = dataset_table(dataset, jobs=jobs, executor=executor, progress=progress)
+        frame = dataset_table(dataset, jobs=jobs, progress=progress)
         payload = None if out is None else table_bytes(frame, out.suffix)
     if out is None or payload is None:
         render_data.render_dataset_table(frame)
@@ -406,7 +405,7 @@ def preprocess(
     resume = "interrupted; every patient folder written is complete: run the command again to resume"
     with (
         library_errors(resume),
-        cluster_executor(scheduler, jobs, [dataset, out]) as executor,
+        cluster_executor(scheduler, jobs, [dataset, out]),
         render.progress_bar() as progress,
     ):
         report = preprocess_dataset(
@@ -416,7 +415,6 @@ def preprocess(
             parameters=overrides,
             compress=compress,
             jobs=jobs,
-            executor=executor,
             progress=progress,
         )
     render_data.render_preprocess(report)

@@ -166,49 +166,14 @@ class DaskExecutor:
         """
         if not items:
             return
-        distributed = _require_distributed()
-        run = uuid.uuid4().hex[:8]
-        name = phase or getattr(fn, "__name__", "task")
-        batches = chunked(list(enumerate(items)), self.workers())
-        futures = {}
-        for batch in batches:
-            labels = [item_label(item, index) for index, item in batch]
-            span = labels[0] if len(labels) == 1 else f"{labels[0]}..{labels[-1]}"
-            key = f"{name}-{span}-{run}"
-            future = self.client.submit(_run_batch, fn, [item for _, item in batch], key=key, pure=False)
-            futures[future] = batch
-        lost_items: list[tuple[int, T, str]] = []
-        try:
-            for future in distributed.as_completed(list(futures)):
-                batch = futures.pop(future)
-                try:
-                    yield from future.result()
-                except distributed.KilledWorker as error:
-                    lost_items.extend((index, item, str(error)) for index, item in batch)
-            yield from self._alone(fn, lost_items, name, run, lost)
-        except BaseException:  # Ctrl-C, or an error raised by ``fn``: nothing of this run goes on
-            self.client.cancel(list(futures), force=True)
-            raise
-        finally:
-            for future in futures:
-                future.release()
-
-    def _alone(
-        self,
-        fn: Callable[[T], R],
-        candidates: list[tuple[int, T, str]],
-        name: str,
-        run: str,
-        lost: Callable[[T, str], R] | None,
-    ) -> Iterator[R]:
-        """Yield the results of items from lost batches, each run as a task of its own, all at once; those
-        lost again (a worker running another item's task may have died under them) run once more one at
-        a time, alone on the cluster. Items lost then give ``lost(item, reason)``, or WorkerLostError at
-        the end without ``lost``."""
-        if not candidates:
-            return
-        again = yield from self._each(fn, candidates, f"{name}-{{}}-{run}-alone", at_once=True)
-        failed = yield from self._each(fn, again, f"{name}-{{}}-{run}-single", at_once=False)
+        run = f"{phase or getattr(fn, '__name__', 'task')}-{{}}-{uuid.uuid4().hex[:8]}"
+        lost_batches = yield from self._run(fn, chunked(list(enumerate(items)), self.workers()), run)
+        # each item of a lost batch alone, all at once; those lost again (a worker running another item's
+        # task may have died under them) once more one at a time, alone on the cluster
+        again = yield from self._run(fn, [[(index, item)] for index, item, _ in lost_batches], run + "-alone")
+        failed: list[tuple[int, T, str]] = []
+        for index, item, _ in again:
+            failed += yield from self._run(fn, [[(index, item)]], run + "-single")
         if not failed:
             return
         failed.sort(key=lambda entry: entry[0])
@@ -217,34 +182,35 @@ class DaskExecutor:
         for _, item, reason in failed:
             yield lost(item, f"its worker died on every attempt ({reason})")
 
-    def _each(
-        self, fn: Callable[[T], R], items: list[tuple[int, T, str]], key: str, at_once: bool
+    def _run(
+        self, fn: Callable[[T], R], batches: list[list[tuple[int, T]]], key: str
     ) -> Generator[R, None, list[tuple[int, T, str]]]:
-        """Yield ``fn(item)`` of each item, run as a task of its own keyed ``key`` with the item's label
-        in its {} (all submitted at once, or each after the last finished); return the items whose
-        workers died every time."""
+        """Yield ``fn(item)`` for every item of ``batches``, one task a batch, all submitted at once and
+        keyed ``key`` with the batch's labels in its {}; return the (index, item, reason) of the items of
+        batches whose workers died every time. Ctrl-C, or an error raised by ``fn``, cancels the tasks
+        not yet done and is raised again."""
         distributed = _require_distributed()
-        failed: list[tuple[int, T, str]] = []
-        pending = list(items)
-        while pending:
-            batch, pending = (pending, []) if at_once else (pending[:1], pending[1:])
-            futures = {
-                self.client.submit(
-                    _run_batch, fn, [item], key=key.format(item_label(item, index)), pure=False
-                ): (index, item)
-                for index, item, _ in batch
-            }
-            try:
-                for future in distributed.as_completed(list(futures)):
-                    index, item = futures.pop(future)
-                    try:
-                        yield from future.result()
-                    except distributed.KilledWorker as error:
-                        failed.append((index, item, str(error)))
-            except BaseException:
-                self.client.cancel(list(futures), force=True)
-                raise
-        return failed
+        futures = {}
+        for batch in batches:
+            labels = [item_label(item, index) for index, item in batch]
+            span = labels[0] if len(labels) == 1 else f"{labels[0]}..{labels[-1]}"
+            items = [item for _, item in batch]
+            futures[self.client.submit(_run_batch, fn, items, key=key.format(span), pure=False)] = batch
+        lost: list[tuple[int, T, str]] = []
+        try:
+            for future in distributed.as_completed(list(futures)):
+                batch = futures.pop(future)
+                try:
+                    yield from future.result()
+                except distributed.KilledWorker as error:
+                    lost.extend((index, item, str(error)) for index, item in batch)
+        except BaseException:  # nothing of this run goes on
+            self.client.cancel(list(futures), force=True)
+            raise
+        finally:
+            for future in futures:
+                future.release()
+        return lost
 
     def close(self) -> None:
         """Close the client (and the local cluster) when this executor made it; else leave it open."""
