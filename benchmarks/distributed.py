@@ -3,18 +3,18 @@ side in one run (issue 17), and what the Dask scheduler costs per task.
 
 Datasets (generated once, cached in benchmarks/data/): 3000 tiny phantoms (validate_scale.py's) and 8
 realistic ones (validate.py's). For each, alternately ``--repeats`` times: ``validate(root,
-executor=ProcessExecutor(N))`` and ``validate(root, executor=DaskExecutor(client))`` on a LocalCluster
-of N worker processes with one thread each; both pools are started and warmed before timing (their
-start-up is printed apart). Then the scheduler alone: N no-op tasks submitted one by one, timed from
-the first submit to the last result (tasks per second it handles) and the same work in batches.
+executor=ProcessExecutor(N))`` and ``validate(root, executor=dask)`` on a LocalCluster of N worker
+processes with one thread each, started as ``--scheduler local`` starts it (``dask_executor``, with
+its workers' malloc settings); both are started and warmed before timing (their start-up is printed
+apart). Then the scheduler alone: N no-op tasks submitted one by one, timed from the first submit to
+the last result (tasks per second it handles), and the same work in the executor's batches.
 
-Run: MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1000000000000 python benchmarks/distributed.py
+Run: python benchmarks/distributed.py (and again with MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1000000000000)
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import sys
 import time
@@ -30,7 +30,7 @@ import validate as realistic  # noqa: E402
 import validate_scale as tiny  # noqa: E402
 
 from strokedata import validate  # noqa: E402
-from strokedata.distributed import DaskExecutor  # noqa: E402
+from strokedata.distributed import LOCAL, DaskExecutor, dask_executor  # noqa: E402
 from strokedata.executor import ProcessExecutor, chunked  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -89,13 +89,21 @@ def main() -> None:
     list(pool.map_unordered(_noop, list(range(arguments.workers * 4))))
     pool_start = time.perf_counter() - began
     began = time.perf_counter()
-    cluster = distributed.LocalCluster(
-        n_workers=arguments.workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
-    )
-    client = distributed.Client(cluster)
-    dask = DaskExecutor(client)
-    list(dask.map_unordered(_noop, list(range(arguments.workers * 4))))
-    cluster_start = time.perf_counter() - began
+    with dask_executor(LOCAL, arguments.workers) as dask:
+        list(dask.map_unordered(_noop, list(range(arguments.workers * 4))))
+        _report(arguments, datasets, pool, dask, time.perf_counter() - began, pool_start)
+    pool.close()
+
+
+def _report(
+    arguments: argparse.Namespace,
+    datasets: dict[str, Path],
+    pool: ProcessExecutor,
+    dask: DaskExecutor,
+    cluster_start: float,
+    pool_start: float,
+) -> None:
+    """Print the side-by-side table and the scheduler's rates."""
     starts = f"process pool {pool_start:.1f} s, LocalCluster {cluster_start:.1f} s"
     print(f"{arguments.workers} workers; start-up: {starts}")
     print("| dataset | local pool s | Dask s | Dask / local | per patient, local -> Dask (ms) |")
@@ -109,14 +117,11 @@ def main() -> None:
             f"| {name} | {local:.2f} | {remote:.2f} | {remote / local:.3f} | "
             f"{1000 * local / patients:.1f} -> {1000 * remote / patients:.1f} |"
         )
-    single, batched = _scheduler(client, arguments.tasks, arguments.workers)
+    single, batched = _scheduler(dask.client, arguments.tasks, arguments.workers)
     print(
         f"scheduler: {single:.0f} single no-op tasks/s ({1000 / single:.2f} ms each); "
         f"{batched:.0f} items/s in chunked batches of up to 32"
     )
-    client.close()
-    cluster.close()
-    pool.close()
 
 
 if __name__ == "__main__":

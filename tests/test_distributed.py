@@ -18,7 +18,14 @@ from typer.testing import CliRunner
 
 from cli.strokedata_app import app
 from strokedata import load_dataset, validate
-from strokedata.distributed import ClusterError, DaskExecutor, WorkerLostError, item_label
+from strokedata.distributed import (
+    LOCAL,
+    ClusterError,
+    DaskExecutor,
+    WorkerLostError,
+    dask_executor,
+    item_label,
+)
 from strokedata.executor import chunked, map_reporting
 from strokedata.phantoms import generate_dataset, preset
 from strokedata.preprocess import preprocess_dataset
@@ -240,3 +247,19 @@ def test_the_command_runs_on_a_local_cluster(phantoms: Path) -> None:
     assert on_cluster.exit_code == local.exit_code == 0, on_cluster.output
     assert "running on the Dask cluster at tcp://" in on_cluster.output
     assert local.stdout in on_cluster.output
+
+
+def _malloc_environment() -> dict[str, str]:
+    """Return the glibc malloc variables of the process that runs this."""
+    return {name: value for name, value in os.environ.items() if name.startswith("MALLOC_")}
+
+
+def test_a_local_clusters_workers_allocate_like_pool_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_"):
+        monkeypatch.delenv(name, raising=False)
+    before = dict(os.environ)
+    with dask_executor(LOCAL, 1) as executor:
+        (environment,) = executor.client.run(_malloc_environment).values()
+    # one arena for the task thread; not Dask's trim threshold, which turns off glibc's adaptive mmap
+    assert environment == {"MALLOC_ARENA_MAX": "1"}
+    assert dict(os.environ) == before  # the nannies' variables do not stay in this process
