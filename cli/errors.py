@@ -10,6 +10,7 @@ import typer
 
 from cli import render
 
+EXIT_VALID, EXIT_INVALID = 0, 1
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
 

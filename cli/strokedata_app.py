@@ -7,9 +7,9 @@ from typing import Annotated, cast, get_args
 
 import typer
 
-from cli import import_app, render, render_data
+from cli import import_app, pipeline_commands, render, render_data
 from cli.app import make_app, run
-from cli.errors import EXIT_USAGE, check_outputs, library_errors, option_errors
+from cli.errors import EXIT_INVALID, EXIT_USAGE, EXIT_VALID, check_outputs, library_errors, option_errors
 from cli.options import (
     SchedulerOption,
     cluster_executor,
@@ -22,10 +22,9 @@ app = make_app(
     "strokedata",
     "Validated stroke-imaging datasets: check a folder (validate), generate phantoms (phantom), show a "
     "patient (show), tabulate patients (table), split them (split), preprocess them for a task (pipelines, "
-    "preprocess), import other layouts (import) and export the JSON Schemas (schema).",
+    "preprocess), compute perfusion maps from the CTP (perfusion), import other layouts (import) and "
+    "export the JSON Schemas (schema).",
 )
-
-EXIT_VALID, EXIT_INVALID = 0, 1
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -205,8 +204,9 @@ def phantom(
         str,
         typer.Option(
             "--preset",
-            help="tiny (64x64x16, for tests) or realistic (the papers' sizes; about 3 GB of memory and "
-            "45 s per patient being generated, per worker).",
+            help="tiny (64x64x16, for tests), realistic (the papers' sizes; about 3 GB of memory and "
+            "45 s per patient being generated, per worker) or digital (a Kudo 2013-style CTP phantom of "
+            "blocks sweeping CBV, MTT and delay).",
         ),
     ] = "tiny",
     occlusion_mix: Annotated[
@@ -222,6 +222,15 @@ def phantom(
     ] = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
+    ] = None,
+    ctp_options: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ctp",
+            help="A CTP option as NAME=VALUE (JSON): noise_hu, bolus_delay, dispersion (s), residue "
+            '("exponential", "box", "triangular"), arterial_partial_volume, delays (digital); repeatable. '
+            "Defaults keep the phantom as before (docs/phantoms.md).",
+        ),
     ] = None,
     scheduler: SchedulerOption = None,
 ) -> None:
@@ -241,8 +250,10 @@ def phantom(
             )
         if modalities:
             overrides["modalities"] = parse_names(modalities, [m.value for m in Modality], "--modalities")
-        if preset_name not in ("tiny", "realistic"):
-            raise typer.BadParameter(f"--preset '{preset_name}': choose tiny or realistic")
+        if preset_name not in ("tiny", "realistic", "digital"):
+            raise typer.BadParameter(f"--preset '{preset_name}': choose tiny, realistic or digital")
+        if ctp_options:
+            overrides["ctp"] = parse_json_assignments(ctp_options, "--ctp")
         config = preset(preset_name, **overrides)  # type: ignore[arg-type]
     check_outputs(folders={"--out": out})
     partial = f"interrupted; {out} holds only part of the dataset: delete it"
@@ -334,93 +345,7 @@ def table(
     render.note(f"wrote {len(frame)} rows and {len(frame.columns)} columns to {out}")
 
 
-@app.command()
-def pipelines(
-    name: Annotated[str | None, typer.Argument(help="Show one pipeline's parameters.")] = None,
-) -> None:
-    """List the preprocessing pipelines, or show one.
-
-    One pipeline's steps, and its parameters with their defaults.
-    """
-    from strokedata.preprocess import PIPELINES, get_pipeline
-
-    if name is None:
-        render_data.render_pipelines(list(PIPELINES.values()))
-        return
-    with option_errors():
-        try:
-            chosen = get_pipeline(name)
-        except ValueError as problem:
-            raise typer.BadParameter(str(problem)) from None
-    render_data.render_pipeline(chosen)
-
-
-@app.command()
-def preprocess(
-    dataset: Annotated[Path, typer.Argument(help="Dataset root (only read).")],
-    pipeline: Annotated[
-        str,
-        typer.Option(
-            "--task",
-            "--pipeline",
-            "-p",
-            help="The task whose pipeline to run: occlusion, recanalization, core or clot-regions "
-            "(--pipeline and -p are the same option).",
-        ),
-    ],
-    out: Annotated[Path, typer.Option("--out", help="Folder of the new dataset (outside the input).")],
-    set_values: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            help="Override a parameter as NAME=VALUE, VALUE in JSON (e.g. register=false, "
-            "tmax_range=[0,16]); repeatable. `strokedata pipelines NAME` lists them.",
-        ),
-    ] = None,
-    compress: Annotated[
-        bool,
-        typer.Option(
-            "--compress/--no-compress",
-            help="Write .nii.gz (the default, like every dataset strokebench writes) or, with "
-            "--no-compress, .nii: about 3 times larger, faster to read again.",
-        ),
-    ] = True,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
-    ] = None,
-    scheduler: SchedulerOption = None,
-) -> None:
-    """Preprocess a dataset for a task into a new dataset.
-
-    The task's pipeline over every patient, written as a new canonical dataset with provenance.
-
-    Patients whose inputs and parameters are unchanged are skipped; a patient that fails is reported and
-    the others go on. Exit status: 0 all done, 1 some patient failed, 2 usage error.
-    """
-    from strokedata.preprocess import preprocess_dataset
-
-    check_outputs(folders={"--out": out})
-    with option_errors():
-        overrides = parse_json_assignments(set_values or [], "--set")
-    resume = "interrupted; every patient folder written is complete: run the command again to resume"
-    with (
-        library_errors(resume),
-        cluster_executor(scheduler, jobs, [dataset, out]),
-        render.progress_bar() as progress,
-    ):
-        report = preprocess_dataset(
-            dataset,
-            pipeline,
-            out,
-            parameters=overrides,
-            compress=compress,
-            jobs=jobs,
-            progress=progress,
-        )
-    render_data.render_preprocess(report)
-    raise typer.Exit(EXIT_VALID if report.ok else EXIT_INVALID)
-
-
+pipeline_commands.register(app)
 app.add_typer(import_app.app, name="import")
 
 

@@ -48,6 +48,7 @@ class Modality(StrEnum):
     CLOT = "CLOT"
     CORE = "CORE"
     BRAIN_MASK = "BRAIN_MASK"
+    TTP = "TTP"
 
 
 LABEL_MAPS: frozenset[Modality] = frozenset(
@@ -56,7 +57,7 @@ LABEL_MAPS: frozenset[Modality] = frozenset(
 """Modalities holding integer labels (nearest-neighbour interpolation, TorchIO ``LabelMap``)."""
 
 CO_REGISTERED_GROUPS: tuple[tuple[Modality, ...], ...] = (
-    (Modality.CBF, Modality.CBV, Modality.MTT, Modality.TMAX, Modality.CORE, Modality.CTP),
+    (Modality.CBF, Modality.CBV, Modality.MTT, Modality.TMAX, Modality.TTP, Modality.CORE, Modality.CTP),
     (
         Modality.CTA,
         Modality.MCTA1,

@@ -46,6 +46,7 @@ DISPLAY: dict[Modality, tuple[str, float, float, str]] = {
     Modality.CBV: ("viridis", 0, 8, "ml/100 g"),
     Modality.MTT: ("viridis", 0, 16, "s"),
     Modality.TMAX: ("jet", 0, 20, "s"),
+    Modality.TTP: ("jet", 0, 40, "s"),
     Modality.SPIRAL: ("magma", 0, 1, "probability"),
     Modality.ATLAS: ("gray", -100, 500, "territories"),
 }

@@ -20,7 +20,7 @@ CTP_FRAMES = 5
 NCCT_SHAPE = (16, 16, 8)
 LOCATIONS = ("ICA-T", "M1", "M2")
 MTICI = ("0", "1", "2a", "2b", "2c", "3")
-ALL_MODALITIES = list(Modality)
+ALL_MODALITIES = [modality for modality in Modality if modality is not Modality.TTP]  # what pristine() writes
 
 
 def _affine(spacing: tuple[float, float, float], origin: tuple[float, float, float]) -> np.ndarray:

@@ -9,7 +9,7 @@ modalities gives the same images, byte for byte.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,8 @@ from strokedata.outputs import check_output_folder
 from strokedata.phantoms.anatomy import Pose, grid_affine, head_coordinates, territories, tissue
 from strokedata.phantoms.cohort import draw_clinical, draw_mtici, draw_site_and_side
 from strokedata.phantoms.config import Grid, PhantomConfig
+from strokedata.phantoms.digital import SPACING as DIGITAL_SPACING
+from strokedata.phantoms.digital import digital_phantom
 from strokedata.phantoms.imaging import MCTA_PHASE_DELAYS, angiography, ctp_series, ncct, spiral
 from strokedata.phantoms.perfusion import CORE_SEVERITY, PENUMBRA_SEVERITY, Physiology, TissueCurves, severity
 from strokedata.phantoms.scene import Scene, Tissues, build_scene
@@ -42,6 +44,8 @@ PERFUSION, ANGIO, NCCT_GROUP = (frozenset(group) for group in CO_REGISTERED_GROU
 SITE_NOISE = (1.0, 1.3, 0.8, 1.15, 0.9)
 """Noise multiplier of each acquiring site (site k uses entry k mod 5): a scanner effect."""
 NOISE_HU = {Modality.NCCT: 3.5, Modality.CTA: 8.0, Modality.CTP: 8.0}
+DIGITAL_NOISE_HU = 10.0
+"""The digital phantom's noise by default: clinical CTP source noise at 1 x 1 x 5 mm (docs/perfusion.md)."""
 _COARSE = Grid(shape=(32, 32, 16), spacing=(7.2, 7.2, 8.0))
 
 
@@ -60,9 +64,9 @@ class PatientPhantom:
 
     manifest: PatientManifest
     images: dict[Modality, tuple[np.ndarray, np.ndarray, float | None]]  # voxels, affine, time step
-    pose: Pose
+    pose: Pose | None  # None for the digital phantom (no anatomy)
     vessels: dict[str, Vessel]
-    occlusion: Occlusion
+    occlusion: Occlusion | None
 
 
 def _streams(seed: int, index: int) -> tuple[np.random.Generator, dict[Modality, np.random.Generator]]:
@@ -159,9 +163,15 @@ def _perfusion_images(draws: _Draws, wanted: set[Modality]) -> Images:
         Modality.TMAX: (scene.tmax, affine, None),
         Modality.CORE: (core, affine, None),
     }
+    options = draws.config.ctp
+    if options.bolus_delay:
+        delayed = np.where(scene.parenchyma, scene.tmax + np.float32(options.bolus_delay), 0)
+        scene = replace(scene, tmax=delayed.astype(np.float32))
+        images[Modality.TMAX] = (scene.tmax, affine, None)
     if Modality.CTP in wanted:
         interval = draws.config.frame_interval
         times = np.arange(draws.config.frames) * interval
+        noise = NOISE_HU[Modality.CTP] if options.noise_hu is None else options.noise_hu
         series = ctp_series(
             scene,
             draws.tissues,
@@ -169,8 +179,9 @@ def _perfusion_images(draws: _Draws, wanted: set[Modality]) -> Images:
             draws.occlusion,
             draws.curves,
             times,
-            NOISE_HU[Modality.CTP] * draws.noise_scale,
+            noise * draws.noise_scale,
             draws.noise[Modality.CTP],
+            options.arterial_partial_volume,
         )
         images[Modality.CTP] = (series, affine, interval)
     return images
@@ -195,6 +206,8 @@ _GROUPS = ((ANGIO, _angio_images), (PERFUSION, _perfusion_images), (NCCT_GROUP, 
 def generate_patient(seed: int, index: int, config: PhantomConfig) -> PatientPhantom:
     """Return phantom patient ``index`` of cohort ``seed``: every configured modality and its labels."""
     rng, noise = _streams(seed, index)
+    if config.preset == "digital":
+        return _digital_patient(seed, index, config, noise[Modality.CTP])
     location, side = draw_site_and_side(rng, config)
     site = int(rng.integers(config.sites))
     pose = Pose.draw(rng)
@@ -211,7 +224,9 @@ def generate_patient(seed: int, index: int, config: PhantomConfig) -> PatientPha
         physiology,
         occlusion,
         vessel_pieces(tree, occlusion),
-        TissueCurves(physiology, config.frames * config.frame_interval),
+        TissueCurves(
+            physiology, config.frames * config.frame_interval, config.ctp.residue, config.ctp.dispersion
+        ),
         noise,
         SITE_NOISE[site % len(SITE_NOISE)],
     )
@@ -234,6 +249,43 @@ def generate_patient(seed: int, index: int, config: PhantomConfig) -> PatientPha
         ),
     )
     return PatientPhantom(manifest, images, pose, tree, occlusion)
+
+
+def _digital_patient(
+    seed: int, index: int, config: PhantomConfig, rng: np.random.Generator
+) -> PatientPhantom:
+    """Return digital phantom patient ``index``: the same blocks for every patient, its own noise."""
+    options = config.ctp
+    phantom = digital_phantom(
+        frames=config.frames,
+        interval=config.frame_interval,
+        delays=tuple(delay + options.bolus_delay for delay in options.delays),
+        noise_hu=DIGITAL_NOISE_HU if options.noise_hu is None else options.noise_hu,
+        residue=options.residue,
+        dispersion=options.dispersion,
+        arterial_partial_volume=options.arterial_partial_volume,
+        rng=rng,
+    )
+    affine = grid_affine(Grid(shape=phantom.cbf.shape, spacing=DIGITAL_SPACING))
+    maps = {
+        Modality.CTP: (phantom.ctp, affine, config.frame_interval),
+        Modality.CBF: (phantom.cbf, affine, None),
+        Modality.CBV: (phantom.cbv, affine, None),
+        Modality.MTT: (phantom.mtt, affine, None),
+        Modality.TMAX: (phantom.tmax, affine, None),
+    }
+    images: Images = {modality: maps[modality] for modality in Modality if modality in config.modalities}
+    manifest = PatientManifest(
+        patient_id=patient_id(index),
+        site="digital",
+        images={modality: f"{modality.value.lower()}.nii.gz" for modality in images},
+        provenance=Provenance(
+            source="strokebench digital phantom",
+            original_ids={"seed": str(seed), "index": str(index)},
+            tool_version=__version__,
+        ),
+    )
+    return PatientPhantom(manifest, images, None, {}, None)
 
 
 def write_patient(root: Path, phantom: PatientPhantom) -> Path:

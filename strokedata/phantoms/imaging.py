@@ -94,14 +94,16 @@ def ctp_series(
     times: np.ndarray,
     noise: float,
     rng: np.random.Generator,
+    arterial_fraction: float = 1.0,
 ) -> np.ndarray:
-    """Return the CTP source (x, y, z, t) int16 HU: baseline plus enhancement plus noise, slice by slice."""
+    """Return the CTP source (x, y, z, t) int16 HU: baseline plus enhancement plus noise, slice by slice;
+    the vessels show ``arterial_fraction`` of their enhancement (partial volume)."""
     hu = _unenhanced(scene, tissues)
     series = np.empty((*scene.hu.shape, len(times)), dtype=np.int16)
     for z in range(scene.hu.shape[2]):
         frames = np.repeat(hu[:, :, z, None], len(times), axis=2)
         sub = Scene(**{name: getattr(scene, name)[:, :, z] for name in Scene.__dataclass_fields__})
-        index, vessels = _vessel_enhancement(sub, physiology, occlusion, times, 1.0)
+        index, vessels = _vessel_enhancement(sub, physiology, occlusion, times, arterial_fraction)
         frames[index] += vessels
         tissue_index = sub.tissue
         frames[tissue_index] += curves.enhancement(

@@ -140,16 +140,45 @@ def perfusion_maps(
     return maps
 
 
-class TissueCurves:
-    """Tissue enhancement (AIF conv exp(-t/MTT)) tabulated over MTT and time, sampled per voxel."""
+RESIDUES = ("exponential", "box", "triangular")
 
-    def __init__(self, physiology: Physiology, duration: float) -> None:
+
+def residue_function(shape: str, times: np.ndarray, mtt: float) -> np.ndarray:
+    """Return a residue function of mean transit time ``mtt`` (its area) at ``times`` (s, from 0):
+    exponential exp(-t/MTT) (a well-mixed compartment), box 1 until MTT (plug flow: every particle
+    stays MTT), triangular 1 - t / (2 MTT) until 2 MTT (transit times spread evenly up to 2 MTT)."""
+    if shape == "exponential":
+        return np.exp(-times / mtt)
+    if shape == "box":
+        return (times < mtt).astype(np.float64)
+    if shape == "triangular":
+        return np.clip(1 - times / (2 * mtt), 0.0, 1.0)
+    raise ValueError(f"unknown residue shape {shape!r}; choose one of {', '.join(RESIDUES)}")
+
+
+def dispersed(curve: np.ndarray, tau: float, step: float) -> np.ndarray:
+    """Return ``curve`` (sampled every ``step`` s) convolved with exp(-t/tau)/tau, its area kept: a bolus
+    spread on its way through collaterals; ``curve`` itself when ``tau`` is 0."""
+    if tau <= 0:
+        return curve
+    kernel = np.exp(-np.arange(len(curve)) * step / tau) * (step / tau)
+    return np.convolve(curve, kernel)[: len(curve)]
+
+
+class TissueCurves:
+    """Tissue enhancement (AIF, dispersed by ``dispersion`` s, conv the residue of shape ``residue``)
+    tabulated over MTT and time, sampled per voxel."""
+
+    def __init__(
+        self, physiology: Physiology, duration: float, residue: str = "exponential", dispersion: float = 0.0
+    ) -> None:
         self.times = np.arange(0, duration + 30, _FINE_STEP)
-        aif = physiology.aif(self.times)
+        aif = dispersed(physiology.aif(self.times), dispersion, _FINE_STEP)
         self.mtt_levels = np.arange(_MTT_STEP, 40 + _MTT_STEP, _MTT_STEP)
         table = np.empty((len(self.mtt_levels), len(self.times)), dtype=np.float32)
         for row, mtt in enumerate(self.mtt_levels):
-            table[row] = np.convolve(aif, np.exp(-self.times / mtt))[: len(self.times)] * _FINE_STEP
+            shape = residue_function(residue, self.times, mtt)
+            table[row] = np.convolve(aif, shape)[: len(self.times)] * _FINE_STEP
         self.table = table
 
     def enhancement(

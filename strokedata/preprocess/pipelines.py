@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from strokedata.labels import MIRRORED, TMAX_SIDE, regions_from_clot
 from strokedata.manifest import Labels, Modality
+from strokedata.perfusion.settings import PerfusionSettings
 
 if TYPE_CHECKING:
     import torchio as tio
@@ -95,6 +96,10 @@ class ClotRegionsParams(PipelineParams):
     derive_regions: bool = Field(
         default=True, description="set labels.regions from the atlas values under clot voxels"
     )
+
+
+class PerfusionParams(PerfusionSettings, PipelineParams):
+    """``strokedata perfusion``: maps from the CTP source by deconvolution (docs/perfusion.md)."""
 
 
 @dataclass(frozen=True)
@@ -247,6 +252,11 @@ def _clot_regions(params: PipelineParams) -> list[Step]:
     return steps
 
 
+def _perfusion(params: PipelineParams) -> list[Step]:
+    assert isinstance(params, PerfusionParams)
+    return [Step("PerfusionMaps", {"settings": params.model_dump(mode="json"), "key": "CTP"})]
+
+
 def _nothing(params: PipelineParams) -> list[Step]:
     return []
 
@@ -304,6 +314,20 @@ PIPELINES: dict[str, Pipeline] = {
             params=ClotRegionsParams,
             stored=_clot_regions,
             on_load=_nothing,
+        ),
+        Pipeline(
+            name="perfusion",
+            task="perfusion maps",
+            description="CBF, CBV, MTT, TMAX and TTP from the CTP source by deconvolution (bcSVD by "
+            "default; docs/perfusion.md), with CORE kept: the maps of the occlusion and core tasks, made "
+            "one known way",
+            requires=(M.CTP,),
+            optional=(M.CORE,),
+            writes=(M.CBF, M.CBV, M.MTT, M.TMAX, M.TTP, M.CORE),
+            params=PerfusionParams,
+            stored=_perfusion,
+            on_load=_nothing,
+            adds=(M.CBF, M.CBV, M.MTT, M.TMAX, M.TTP),
         ),
     )
 }

@@ -3,7 +3,7 @@
 Intensity: ``ClipAndScale`` (000's ``PERFUSION_000`` ranges) and ``CTWindow`` (``CT_WINDOWS``).
 Across the midline: ``OccludedSideFromTmax`` (000), ``RelativeToContralateral`` (000),
 ``MirrorToCanonicalSide`` (000, invertible) and ``AddMirroredChannel`` (002).
-Time: ``TemporalResample`` (002, 32 frames).
+Time: ``TemporalResample`` (002, 32 frames); ``PerfusionMaps`` (CBF, CBV, MTT, TMAX, TTP by deconvolution).
 Masks: ``BrainMaskFromLargestComponent`` (000, artefacts outside the brain) and ``SkullStrip`` (CT in HU).
 Space: ``RegisterToTemplate`` (000, affine registration to the phantom template with itk-elastix).
 
@@ -30,6 +30,7 @@ from strokedata.transforms.masks import (
     skull_strip_mask,
 )
 from strokedata.transforms.morphology import largest_component
+from strokedata.transforms.perfusion import PerfusionMaps
 from strokedata.transforms.registration import REGISTRATION, RegisterToTemplate
 from strokedata.transforms.temporal import TemporalResample, resample_frames
 
@@ -49,6 +50,7 @@ __all__ = [
     "ClipAndScale",
     "MirrorToCanonicalSide",
     "OccludedSideFromTmax",
+    "PerfusionMaps",
     "RegisterToTemplate",
     "RelativeToContralateral",
     "SkullStrip",

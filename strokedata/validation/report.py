@@ -17,6 +17,7 @@ PERFUSION_MAXIMA: dict[Modality, float] = {
     Modality.CBV: 100.0,  # ml/100 g; grey matter 4-6, vessels up to a few tens
     Modality.MTT: 60.0,  # s; healthy 3-5, severe ischaemia 10-20
     Modality.TMAX: 120.0,  # s; healthy < 2, penumbra > 6, rarely above 30
+    Modality.TTP: 200.0,  # s from the first time point; within the acquisition (40-90 s)
 }
 """Default upper bounds (absolute units) above which a perfusion map is implausible (warning V008)."""
 

@@ -15,7 +15,7 @@ from strokedata.validation.report import Finding, ValidationConfig, make_finding
 HOUNSFIELD = frozenset(
     {Modality.NCCT, Modality.CTA, Modality.MCTA1, Modality.MCTA2, Modality.MCTA3, Modality.CTP}
 )
-PERFUSION = frozenset({Modality.CBF, Modality.CBV, Modality.MTT, Modality.TMAX})
+PERFUSION = frozenset({Modality.CBF, Modality.CBV, Modality.MTT, Modality.TMAX, Modality.TTP})
 MAY_BE_EMPTY = frozenset({Modality.CLOT, Modality.CORE, Modality.SPIRAL})
 """Modalities for which an all-zero image is legitimate (no clot, no core, no deficit)."""
 _ALLOWED_LABELS = {

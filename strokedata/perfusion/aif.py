@@ -1,0 +1,141 @@
+"""Arterial input and venous output functions, selected automatically or given as a mask.
+
+Automatic AIF (``select_aif``), on concentration curves of the brain-mask voxels:
+1. candidates: the voxels whose peak enhancement is among the highest ``AIF_CANDIDATES`` (5%; at least
+   ``MIN_VOXELS``): large vessels enhance most (arteries and veins: partial volume can lower the
+   arteries below the veins, so the pool is wide enough to hold both);
+2. early and narrow: of those, the ones whose time to peak is at most the candidates' 25th percentile
+   plus one frame, and whose width at half maximum is at most the candidates' median: arterial
+   curves come first and pass quickly (veins and vessels beyond a clot peak later and wider);
+3. clustered: the survivors' curves, each scaled to its own peak, are split into 2 clusters by k-means
+   (scikit-learn, fixed seed); the cluster whose mean curve peaks first (ties: higher peak) is the AIF,
+   its voxels' mean curve the AIF (Mouridsen et al. 2006 cluster AIF curves in this way).
+A patient fails with the reason when the AIF peaks below ``MIN_AIF_HU``, in the first or the last frame.
+
+VOF (``select_vof``): among voxels peaking at least two frames after the AIF, the ``VOF_VOXELS``
+with the highest peaks (a venous sinus); chosen by their peaks, not their areas, so that noise that
+raised a voxel's area does not choose it (the area is measured on their mean curve). Arterial voxels
+lose enhancement to partial volume, veins (larger) much less, and both carry the whole bolus: when
+the VOF's area exceeds the AIF's, the AIF is scaled up by the ratio; otherwise it is kept as measured.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from strokedata.perfusion.signal import PerfusionError
+
+AIF_CANDIDATES = 0.05
+"""The fraction of brain voxels, by peak enhancement, among which arteries are sought."""
+MIN_VOXELS = 8
+"""Voxels averaged into an AIF or a VOF at least (fewer when the brain is smaller)."""
+VOF_VOXELS = 32
+"""Voxels averaged into a VOF."""
+MIN_AIF_HU = 40.0
+"""An AIF must peak at least this far above its baseline (clinical AIFs peak at 150-600 HU)."""
+
+
+@dataclass(frozen=True)
+class InputFunction:
+    """An arterial input or venous output function: its curve (HU above baseline, one value per frame)
+    and the indices (into the brain-mask voxels) of the voxels averaged into it."""
+
+    curve: np.ndarray
+    voxels: np.ndarray
+
+    @property
+    def peak_frame(self) -> int:
+        """Return the frame at which the curve peaks."""
+        return int(np.argmax(self.curve))
+
+    def area(self, interval: float) -> float:
+        """Return the area under the curve (HU s)."""
+        return float(np.trapezoid(self.curve, dx=interval))
+
+
+def _half_width(curves: np.ndarray) -> np.ndarray:
+    """Return each column's number of frames at or above half its maximum."""
+    return (curves >= 0.5 * curves.max(axis=0, keepdims=True)).sum(axis=0)
+
+
+def _kmeans_first(curves: np.ndarray) -> np.ndarray:
+    """Return the indices (columns of ``curves``) of the earliest-peaking of two k-means clusters of the
+    peak-scaled curves (all of them when there are too few to split)."""
+    if curves.shape[1] < 2 * MIN_VOXELS:
+        return np.arange(curves.shape[1])
+    from sklearn.cluster import KMeans  # type: ignore[import-untyped]
+
+    shapes = (curves / np.maximum(curves.max(axis=0, keepdims=True), 1e-6)).T
+    with warnings.catch_warnings(), np.errstate(all="ignore"):  # identical curves: one cluster, said here
+        warnings.simplefilter("ignore")
+        labels = KMeans(n_clusters=2, n_init=4, random_state=0).fit_predict(shapes.astype(np.float64))
+    best: tuple[int, float] | None = None
+    chosen = 0
+    for cluster in (0, 1):
+        members = curves[:, labels == cluster]
+        if members.shape[1] < MIN_VOXELS:
+            continue
+        mean = members.mean(axis=1)
+        key = (int(np.argmax(mean)), -float(mean.max()))
+        if best is None or key < best:
+            best, chosen = key, cluster
+    if best is None:
+        return np.arange(curves.shape[1])
+    return np.flatnonzero(labels == chosen)
+
+
+def select_aif(curves: np.ndarray) -> InputFunction:
+    """Return the automatic AIF of concentration ``curves`` (frames, brain voxels) (module docstring);
+    PerfusionError when no plausible AIF is found."""
+    peaks = curves.max(axis=0)
+    count = min(curves.shape[1], max(MIN_VOXELS, round(AIF_CANDIDATES * curves.shape[1])))
+    candidates = np.argpartition(peaks, curves.shape[1] - count)[-count:]
+    chosen = curves[:, candidates]
+    ttp = np.argmax(chosen, axis=0)
+    width = _half_width(chosen)
+    early = (ttp <= np.percentile(ttp, 25) + 1) & (width <= np.median(width))
+    if early.sum() >= MIN_VOXELS:
+        candidates, chosen = candidates[early], chosen[:, early]
+    voxels = np.sort(candidates[_kmeans_first(chosen)])
+    aif = InputFunction(curves[:, voxels].astype(np.float64).mean(axis=1), voxels)
+    check_aif(aif, len(curves))
+    return aif
+
+
+def check_aif(aif: InputFunction, frames: int) -> None:
+    """Return when ``aif`` is plausible: it peaks by ``MIN_AIF_HU`` after the first and before the last
+    frame; PerfusionError saying why otherwise."""
+    peak = float(aif.curve.max())
+    if peak < MIN_AIF_HU:
+        raise PerfusionError(
+            f"no plausible arterial input function: the arterial candidates peak at {peak:.0f} HU above "
+            f"baseline (at least {MIN_AIF_HU:g} expected); check the contrast injection or give an AIF mask"
+        )
+    if aif.peak_frame in (0, frames - 1):
+        where = "first" if aif.peak_frame == 0 else "last"
+        raise PerfusionError(
+            f"no plausible arterial input function: the arterial curve peaks in the {where} time point, so "
+            "the series does not hold the whole bolus; give an AIF mask or a longer acquisition"
+        )
+
+
+def select_vof(curves: np.ndarray, aif: InputFunction) -> InputFunction | None:
+    """Return the VOF of ``curves`` (frames, brain voxels): of the voxels peaking two or more frames
+    after the AIF, the ``MIN_VOXELS`` with the largest areas; None when no voxel peaks that late."""
+    late = np.flatnonzero(np.argmax(curves, axis=0) >= aif.peak_frame + 2)
+    if len(late) < MIN_VOXELS:
+        return None
+    peaks = curves[:, late].max(axis=0)
+    voxels = np.sort(late[np.argsort(peaks)[-VOF_VOXELS:]])
+    return InputFunction(curves[:, voxels].astype(np.float64).mean(axis=1), voxels)
+
+
+def partial_volume_scale(aif: InputFunction, vof: InputFunction | None, interval: float) -> float:
+    """Return the factor the AIF is multiplied by: the VOF's area over the AIF's when larger, else 1."""
+    if vof is None:
+        return 1.0
+    ratio = vof.area(interval) / max(aif.area(interval), 1e-9)
+    return max(1.0, ratio)

@@ -1,0 +1,208 @@
+"""``perfusion_maps``: a CTP series (frames, x, y, z) in HU -> CBF, CBV, MTT, TMAX and TTP on its grid.
+
+Steps: checks (``signal.check_series``); brain mask on the mean of the first two frames; the bolus's
+arrival, from the arteries' mean curve, and the baseline (every frame before it); the AIF (``aif``),
+automatic or from a mask, scaled by a VOF; each tissue curve smoothed in-plane and in time, its
+baseline subtracted, deconvolved (``deconvolution``), in chunks of voxels.
+
+Maps (kappa = (1 - Hct_large) / ((1 - Hct_small) x density)):
+CBF = 6000 kappa max k(t) (ml/100 g/min); CBV = 100 kappa area(tissue) / area(AIF) (ml/100 g);
+MTT = 60 CBV / CBF (s); TMAX = the time of k's maximum (s, refined between samples by a parabola;
+a maximum in the second half of a circulant residue is a negative delay, given as 0), less the shift
+the method itself gives an undelayed residue of that MTT with this AIF (``tmax_shifts``; 2 s for
+most MTTs on the digital phantom, 4-6 s at MTT 24 s), unless ``tmax_correction`` is off; TTP = the time
+of the tissue curve's maximum from the first frame (s). Outside the brain mask, and in vessels (CBV
+above ``vessel_cbv``), every map is 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from strokedata.perfusion.aif import (
+    InputFunction,
+    check_aif,
+    partial_volume_scale,
+    select_aif,
+    select_vof,
+)
+from strokedata.perfusion.deconvolution import convolution_matrix, residues
+from strokedata.perfusion.settings import PerfusionSettings
+from strokedata.perfusion.signal import (
+    PerfusionError,
+    bolus_arrival,
+    brain_mask,
+    check_series,
+    masked_curves,
+    smooth_in_time,
+)
+
+MAP_NAMES = ("CBF", "CBV", "MTT", "TMAX", "TTP")
+CHUNK = 65536
+"""Voxels deconvolved at once: bounds the memory of the spectra (2n x CHUNK complex values)."""
+
+
+@dataclass
+class PerfusionResult:
+    """Maps (float32, on the series' grid, keyed by ``MAP_NAMES``) and how they were made."""
+
+    maps: dict[str, np.ndarray]
+    mask: np.ndarray
+    aif: InputFunction
+    vof: InputFunction | None
+    scale: float
+    baseline_frames: int
+    interval: float
+    vessels: int = 0
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def _peak_time(curves: np.ndarray, interval: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return (time of each column's maximum in s, refined by a parabola through it and its neighbours;
+    the maximum's value)."""
+    index = np.argmax(curves, axis=0)
+    columns = np.arange(curves.shape[1])
+    peak = curves[index, columns]
+    inner = (index > 0) & (index < len(curves) - 1)
+    left = curves[np.maximum(index - 1, 0), columns]
+    right = curves[np.minimum(index + 1, len(curves) - 1), columns]
+    bend = left - 2 * peak + right
+    offset = np.where(inner & (bend < 0), 0.5 * (left - right) / np.where(bend < 0, bend, -1.0), 0.0)
+    return (index + np.clip(offset, -0.5, 0.5)) * interval, peak
+
+
+REFERENCE_MTT = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 24.0, 30.0])
+"""MTTs (s) of the reference residues that measure the method's Tmax shift (``tmax_shifts``)."""
+
+
+def _circulant_peak(k: np.ndarray, frames: int, interval: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return (time of each residue's maximum, the maximum) of residues ``k`` (samples, voxels); for a
+    circulant residue (2 x frames samples) a maximum in its second half is a negative delay, given as 0."""
+    if len(k) == frames:
+        return _peak_time(k, interval)
+    times, peak = _peak_time(np.roll(k, frames // 2, axis=0), interval)
+    return np.maximum(times - (frames // 2) * interval, 0.0), peak
+
+
+def tmax_shifts(arterial: np.ndarray, interval: float, settings: PerfusionSettings) -> np.ndarray:
+    """Return how late (s) the method puts the maximum of an undelayed exponential residue of each of
+    ``REFERENCE_MTT``, deconvolved from its noiseless curve with this AIF: truncating the small singular
+    values smooths the residue's sharp start, moving its maximum later, the more so the longer the MTT."""
+    frames = len(arterial)
+    times = np.arange(frames) * interval
+    shapes = np.exp(-times[:, None] / REFERENCE_MTT[None, :])
+    curves = (convolution_matrix(arterial, interval) @ shapes).astype(np.float32)
+    k = residues(curves, arterial, interval, settings.method, settings.threshold, settings.oscillation_index)
+    return np.asarray(_circulant_peak(k, frames, interval)[0], dtype=np.float64)
+
+
+def _voxel_record(function: InputFunction | None, points: np.ndarray, interval: float) -> Any:
+    """Return a JSON record of an input function averaged over the voxels at ``points`` (x, y, z):
+    voxel count, centroid, up to 64 voxel indices, its curve."""
+    if function is None:
+        return None
+    return {
+        "voxels": len(points),
+        "centroid": [round(float(value), 2) for value in points.mean(axis=0)],
+        "indices": points[:64].tolist(),
+        "peak_hu": round(float(function.curve.max()), 2),
+        "peak_s": round(function.peak_frame * interval, 3),
+        "curve_hu": [round(float(value), 2) for value in function.curve],
+    }
+
+
+def _given_aif(series: np.ndarray, mask: np.ndarray, given: np.ndarray) -> InputFunction:
+    """Return the AIF averaged over the voxels of a given mask (anywhere on the grid; ``voxels`` lists
+    those inside the brain mask)."""
+    if given.shape != mask.shape:
+        raise PerfusionError(f"the AIF mask has shape {given.shape}; the CTP's grid is {mask.shape}")
+    chosen = given > 0
+    if not chosen.any():
+        raise PerfusionError("the AIF mask selects no voxel")
+    raw = np.stack([frame[chosen].astype(np.float64) for frame in series])
+    curve = raw.mean(axis=1)
+    inside = np.flatnonzero(chosen[mask])
+    return InputFunction(curve, inside)
+
+
+def perfusion_maps(
+    series: np.ndarray,
+    interval: float,
+    spacing: tuple[float, float, float],
+    settings: PerfusionSettings | None = None,
+    aif_mask: np.ndarray | None = None,
+) -> PerfusionResult:
+    """Return the maps of ``series`` (frames, x, y, z, HU) sampled every ``interval`` s on voxels of
+    ``spacing`` mm, with ``settings`` (defaults when None) and, optionally, the AIF's voxels as a mask.
+    Raises PerfusionError naming what makes the series unusable."""
+    settings = settings or PerfusionSettings()
+    if not interval > 0:
+        raise PerfusionError(f"the CTP's frame interval is {interval}; give the seconds between time points")
+    check_series(series)
+    frames = len(series)
+    mask = brain_mask(np.asarray(np.mean(series[:2], axis=0, dtype=np.float32)), settings.brain_hu)
+    where = np.argwhere(mask)
+    raw = masked_curves(series, mask, spacing, 0.0)
+    arrival, _ = bolus_arrival(raw)
+    sigma_frames = settings.temporal_sigma_s / interval
+    if aif_mask is None:
+        concentration = smooth_in_time(raw - raw[:arrival].mean(axis=0, keepdims=True), sigma_frames)
+        aif = select_aif(concentration)
+        vof = select_vof(concentration, aif) if settings.vof else None
+    else:
+        given = _given_aif(series, mask, aif_mask)
+        curve = smooth_in_time((given.curve - given.curve[:arrival].mean())[:, None], sigma_frames)[:, 0]
+        aif = InputFunction(curve, given.voxels)
+        check_aif(aif, frames)
+        vof = None
+    del raw
+    scale = partial_volume_scale(aif, vof, interval)
+    arterial = aif.curve * scale
+    tissue = masked_curves(series, mask, spacing, settings.spatial_sigma_mm)
+    tissue -= tissue[:arrival].mean(axis=0, keepdims=True)
+    tissue = smooth_in_time(tissue, sigma_frames)
+    values = {name: np.zeros(len(where), dtype=np.float32) for name in MAP_NAMES}
+    aif_area = float(np.trapezoid(arterial, dx=interval))
+    for start in range(0, len(where), CHUNK):
+        part = slice(start, start + CHUNK)
+        curves = tissue[:, part]
+        k = residues(
+            curves, arterial, interval, settings.method, settings.threshold, settings.oscillation_index
+        )
+        tmax, peak = _circulant_peak(k, frames, interval)
+        values["CBF"][part] = 6000 * settings.kappa * np.maximum(peak, 0)
+        area = np.trapezoid(curves, dx=interval, axis=0)
+        values["CBV"][part] = np.maximum(100 * settings.kappa * area / aif_area, 0)
+        values["TMAX"][part] = tmax
+        values["TTP"][part] = _peak_time(curves, interval)[0]
+    cbf, cbv = values["CBF"], values["CBV"]
+    values["MTT"] = np.where(cbf > 0, 60 * cbv / np.where(cbf > 0, cbf, 1), 0).astype(np.float32)
+    shifts = tmax_shifts(arterial, interval, settings) if settings.tmax_correction else None
+    if shifts is not None:
+        shift = np.interp(values["MTT"], REFERENCE_MTT, shifts)
+        values["TMAX"] = np.maximum(values["TMAX"] - shift, 0).astype(np.float32)
+    vessels = np.zeros(len(where), dtype=bool) if settings.vessel_cbv is None else cbv > settings.vessel_cbv
+    maps = {}
+    for name, value in values.items():
+        volume = np.zeros(mask.shape, dtype=np.float32)
+        volume[mask] = np.where(vessels, 0, value)
+        maps[name] = volume
+    result = PerfusionResult(maps, mask, aif, vof, scale, arrival, interval, int(vessels.sum()))
+    aif_points = where[aif.voxels] if aif_mask is None else np.argwhere(aif_mask > 0)
+    result.record = {
+        "brain_voxels": int(mask.sum()),
+        "vessel_voxels": result.vessels,
+        "baseline_frames": arrival,
+        "frame_interval_s": interval,
+        "aif_source": "auto" if aif_mask is None else "mask",
+        "aif": _voxel_record(aif, aif_points, interval),
+        "vof": None if vof is None else _voxel_record(vof, where[vof.voxels], interval),
+        "partial_volume_scale": round(scale, 4),
+        "tmax_shift_s": None
+        if shifts is None
+        else {f"{mtt:g}": round(float(value), 3) for mtt, value in zip(REFERENCE_MTT, shifts, strict=True)},
+    }
+    return result

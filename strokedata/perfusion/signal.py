@@ -1,0 +1,128 @@
+"""From a CTP series in Hounsfield units to contrast concentration: checks, brain mask, pre-bolus
+baseline (detected), spatial and temporal smoothing.
+
+In CT, enhancement is proportional to the iodine concentration, so the concentration curves are the
+enhancement in HU above each voxel's baseline; the proportionality constant cancels in every map,
+because the AIF is measured in the same units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from strokedata.errors import StrokedataError
+
+MIN_FRAMES = 8
+"""Fewer time points cannot hold a baseline, a bolus and its passage."""
+MIN_BASELINE = 2
+"""Pre-contrast time points needed before the bolus arrives."""
+MIN_BOLUS_HU = 10.0
+"""The least enhancement (HU) of the strongest vessels for a bolus to count as present."""
+
+
+class PerfusionError(StrokedataError):
+    """A CTP series cannot give perfusion maps: the reason names what is wrong with it."""
+
+
+def check_series(series: np.ndarray) -> None:
+    """Return when ``series`` (frames, x, y, z) can be analysed; PerfusionError saying why otherwise
+    (not 4D, too few frames, values that are not finite)."""
+    if series.ndim != 4:
+        raise PerfusionError(f"the CTP has {series.ndim} dimensions; a series is (x, y, z, time)")
+    if series.shape[0] < MIN_FRAMES:
+        raise PerfusionError(
+            f"the CTP has {series.shape[0]} time points; deconvolution needs at least {MIN_FRAMES} "
+            "(a baseline, the bolus and its passage)"
+        )
+    if np.issubdtype(series.dtype, np.floating):
+        bad = [index for index, frame in enumerate(series) if not np.isfinite(frame).all()]
+        if bad:
+            frames = ", ".join(str(index) for index in bad[:5]) + (", ..." if len(bad) > 5 else "")
+            raise PerfusionError(
+                f"the CTP holds NaN or infinite values in time points {frames}; fix or remove them"
+            )
+
+
+def brain_mask(baseline: np.ndarray, hu_range: tuple[float, float]) -> np.ndarray:
+    """Return the voxels of the largest connected region of soft tissue: the unenhanced image within
+    ``hu_range`` (brain, blood; not air, bone or most CSF), opened by one voxel in-plane first so that
+    the scalp does not join the brain through the skull's partial-volume rim, holes filled per slice."""
+    tissue = (baseline >= hu_range[0]) & (baseline <= hu_range[1])
+    in_plane = np.zeros((3, 3, 3), dtype=bool)
+    in_plane[:, :, 1] = ndimage.generate_binary_structure(2, 1)
+    core = ndimage.binary_erosion(tissue, in_plane)
+    labels, count = ndimage.label(core)
+    if count == 0:
+        raise PerfusionError(
+            f"no voxel of the unenhanced CTP lies within {hu_range[0]:g}..{hu_range[1]:g} HU: no brain "
+            "to analyse (is the series in Hounsfield units?)"
+        )
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    largest = ndimage.binary_dilation(labels == int(np.argmax(sizes)), in_plane) & tissue
+    for z in range(largest.shape[2]):
+        largest[:, :, z] = ndimage.binary_fill_holes(largest[:, :, z])
+    return largest
+
+
+def bolus_arrival(curves: np.ndarray) -> tuple[int, float]:
+    """Return (the first frame of the bolus, the peak enhancement in HU) of the 5% of ``curves``
+    (frames, voxels) that peak highest, averaged: the large vessels, arteries among them, where
+    contrast arrives first (chosen by their peaks, not their rise, so that noise in the first frame
+    does not choose them). The baseline is every frame before it: one frame before the first that
+    rises above the first frame by a tenth of the peak (that frame's predecessor may already hold the
+    bolus's first contrast). PerfusionError when nothing enhances by ``MIN_BOLUS_HU`` or fewer than
+    ``MIN_BASELINE`` frames come before the bolus."""
+    peaks = curves.max(axis=0)
+    count = max(1, len(peaks) // 20)
+    strongest = np.argpartition(peaks, len(peaks) - count)[-count:]
+    mean = curves[:, strongest].astype(np.float64).mean(axis=1)
+    start = float(mean[0])
+    peak = float(mean.max() - start)
+    if peak < MIN_BOLUS_HU:
+        raise PerfusionError(
+            f"no contrast bolus: the strongest-enhancing voxels rise by {peak:.1f} HU at most (at least "
+            f"{MIN_BOLUS_HU:g} HU expected); is this a perfusion series?"
+        )
+    arrival = int(np.argmax(mean - start > 0.1 * peak)) - 1  # the frame before may have begun to rise
+    if arrival < MIN_BASELINE:
+        raise PerfusionError(
+            f"the bolus arrives by time point {arrival}: fewer than {MIN_BASELINE} pre-contrast time points "
+            "to measure the baseline (the series starts too late)"
+        )
+    return arrival, peak
+
+
+def concentration(curves: np.ndarray, baseline_frames: int) -> np.ndarray:
+    """Return ``curves`` (frames, voxels) minus the mean of their first ``baseline_frames``, float32."""
+    values = curves.astype(np.float32)
+    values -= values[:baseline_frames].mean(axis=0, keepdims=True)
+    return values
+
+
+def masked_curves(
+    series: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float], sigma_mm: float
+) -> np.ndarray:
+    """Return the curves (frames, mask voxels) of ``series`` (frames, x, y, z), float32, each frame first
+    smoothed within its slices by a Gaussian of ``sigma_mm`` inside ``mask`` only (normalised
+    convolution: voxels outside do not bleed in). Slices are left apart: CTP slices are thick."""
+    curves = np.empty((len(series), int(mask.sum())), dtype=np.float32)
+    if sigma_mm <= 0:
+        for index, frame in enumerate(series):
+            curves[index] = frame[mask]
+        return curves
+    sigma = (sigma_mm / spacing[0], sigma_mm / spacing[1], 0.0)
+    weight = mask.astype(np.float32)
+    norm = ndimage.gaussian_filter(weight, sigma, truncate=3.0)[mask]
+    for index, frame in enumerate(series):
+        smoothed = ndimage.gaussian_filter(frame.astype(np.float32) * weight, sigma, truncate=3.0)
+        curves[index] = smoothed[mask] / norm
+    return curves
+
+
+def smooth_in_time(curves: np.ndarray, sigma_frames: float) -> np.ndarray:
+    """Return ``curves`` (frames, voxels) smoothed along time by a Gaussian of ``sigma_frames``."""
+    if sigma_frames <= 0:
+        return curves
+    return ndimage.gaussian_filter1d(curves, sigma_frames, axis=0, mode="nearest", truncate=3.0)
