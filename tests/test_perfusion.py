@@ -209,3 +209,45 @@ def test_maps_from_the_command_feed_the_occlusion_pipeline(dataset: Path, tmp_pa
         maps, "occlusion", tmp_path / "occlusion", jobs=1, parameters={"registration": None}
     )
     assert "p00000" in report.ids("written")
+
+
+def test_a_given_aif_mask_gives_the_automatic_maps_on_a_clean_phantom(quiet: DigitalPhantom) -> None:
+    given = np.zeros(quiet.cbf.shape, dtype=np.uint8)
+    given[quiet.aif_block[0], quiet.aif_block[1], :] = 1
+    series = np.moveaxis(quiet.ctp, -1, 0)
+    settings = PerfusionSettings(vof=False)
+    by_mask = perfusion_maps(series, 1.0, SPACING, settings, aif_mask=given)
+    automatic = perfusion_maps(series, 1.0, SPACING, settings)
+    assert by_mask.record["aif_source"] == "mask" and by_mask.record["aif"]["voxels"] == given.sum()
+    ratio = _block_means(quiet, by_mask.maps["CBF"]) / _block_means(quiet, automatic.maps["CBF"])
+    assert np.all(np.abs(ratio - 1) < 0.05)
+    with pytest.raises(ValueError, match="file name"):
+        PerfusionSettings(aif="../elsewhere/aif.nii.gz")
+
+
+@given(mtt=st.floats(1.0, 30.0), shape=st.sampled_from(["exponential", "box", "triangular"]))
+@settings(max_examples=25, deadline=None)
+def test_every_residue_shape_starts_at_one_and_has_mtt_as_its_area(mtt: float, shape: str) -> None:
+    from strokedata.phantoms.perfusion import residue_function
+
+    times = np.arange(0, 200, 0.01)
+    values = residue_function(shape, times, mtt)
+    assert values[0] == 1.0 and np.all(np.diff(values) <= 0)
+    assert np.trapezoid(values, times) == pytest.approx(mtt, rel=2e-3)
+
+
+def test_phantom_options_change_only_what_they_name(tmp_path: Path) -> None:
+    from strokedata.phantoms import generate_patient
+
+    base = generate_patient(2, 0, preset("tiny", modalities=[Modality.CTP, Modality.TMAX, Modality.CBF]))
+    delayed = generate_patient(
+        2, 0, preset("tiny", modalities=[Modality.CTP, Modality.TMAX, Modality.CBF], ctp={"bolus_delay": 2.0})
+    )
+    tmax, later = base.images[Modality.TMAX][0], delayed.images[Modality.TMAX][0]
+    assert np.allclose(later[tmax > 0], tmax[tmax > 0] + 2.0) and np.all(later[tmax == 0] == 0)
+    assert np.array_equal(base.images[Modality.CBF][0], delayed.images[Modality.CBF][0])
+    assert not np.array_equal(base.images[Modality.CTP][0], delayed.images[Modality.CTP][0])
+    digital = generate_dataset(tmp_path / "digital", 2, preset("digital", ctp={"noise_hu": 3}), jobs=1)
+    assert not [finding for finding in validate(digital).findings if finding.severity == "error"]
+    with pytest.raises(ValueError, match="TTP"):
+        preset("tiny", modalities=[Modality.TTP])

@@ -11,8 +11,8 @@ MTT = 60 CBV / CBF (s); TMAX = the time of k's maximum (s, refined between sampl
 a maximum in the second half of a circulant residue is a negative delay, given as 0), less the shift
 the method itself gives an undelayed residue of that MTT with this AIF (``tmax_shifts``; 2 s for
 most MTTs on the digital phantom, 4-6 s at MTT 24 s), unless ``tmax_correction`` is off; TTP = the time
-of the tissue curve's maximum from the first frame (s). Outside the brain mask, and in vessels (CBV
-above ``vessel_cbv``), every map is 0.
+of the tissue curve's maximum from the first frame (s). Outside the brain mask, in vessels (CBV
+above ``vessel_cbv``) and in fluid (a pre-contrast mean below ``csf_hu``), every map is 0.
 """
 
 from __future__ import annotations
@@ -33,11 +33,14 @@ from strokedata.perfusion.deconvolution import convolution_matrix, residues
 from strokedata.perfusion.settings import PerfusionSettings
 from strokedata.perfusion.signal import (
     PerfusionError,
+    bin_factor,
+    bin_in_plane,
     bolus_arrival,
     brain_mask,
     check_series,
     masked_curves,
     smooth_in_time,
+    unbin,
 )
 
 MAP_NAMES = ("CBF", "CBV", "MTT", "TMAX", "TTP")
@@ -137,21 +140,54 @@ def perfusion_maps(
 ) -> PerfusionResult:
     """Return the maps of ``series`` (frames, x, y, z, HU) sampled every ``interval`` s on voxels of
     ``spacing`` mm, with ``settings`` (defaults when None) and, optionally, the AIF's voxels as a mask.
-    Raises PerfusionError naming what makes the series unusable."""
+    In-plane voxels finer than ``settings.analysis_mm`` are analysed in binned blocks (``bin_factor``)
+    and the maps given back on the series' grid. Raises PerfusionError naming what makes the series
+    unusable."""
     settings = settings or PerfusionSettings()
     if not interval > 0:
         raise PerfusionError(f"the CTP's frame interval is {interval}; give the seconds between time points")
     check_series(series)
+    factor = bin_factor(spacing, settings.analysis_mm)
+    if factor == 1:
+        return _analysed(series, interval, spacing, settings, aif_mask)
+    binned = bin_in_plane(series, factor)
+    grid = (spacing[0] * factor, spacing[1] * factor, spacing[2])
+    given = None if aif_mask is None else bin_in_plane((aif_mask > 0)[np.newaxis], factor)[0] > 0
+    result = _analysed(binned, interval, grid, settings, given)
+    shape = (series.shape[1], series.shape[2], series.shape[3])
+    result.maps = {name: unbin(volume, factor, shape) for name, volume in result.maps.items()}
+    result.mask = unbin(result.mask, factor, shape)
+    result.record["analysis"] = {"bin_factor": factor, "spacing_mm": [round(value, 4) for value in grid]}
+    for key in ("aif", "vof"):
+        found = result.record[key]
+        if found is not None:  # voxel indices on the series' grid: each block's first voxel
+            found["indices"] = [[x * factor, y * factor, z] for x, y, z in found["indices"]]
+            x, y, z = found["centroid"]
+            half = (factor - 1) / 2
+            found["centroid"] = [round(x * factor + half, 2), round(y * factor + half, 2), z]
+    return result
+
+
+def _analysed(
+    series: np.ndarray,
+    interval: float,
+    spacing: tuple[float, float, float],
+    settings: PerfusionSettings,
+    aif_mask: np.ndarray | None,
+) -> PerfusionResult:
+    """Return the maps of a checked ``series`` on its own grid (``perfusion_maps``)."""
     frames = len(series)
     mask = brain_mask(np.asarray(np.mean(series[:2], axis=0, dtype=np.float32)), settings.brain_hu)
     where = np.argwhere(mask)
     raw = masked_curves(series, mask, spacing, 0.0)
     arrival, _ = bolus_arrival(raw)
+    fluid = raw[:arrival].mean(axis=0) < settings.csf_hu
     sigma_frames = settings.temporal_sigma_s / interval
     if aif_mask is None:
         concentration = smooth_in_time(raw - raw[:arrival].mean(axis=0, keepdims=True), sigma_frames)
-        aif = select_aif(concentration)
-        vof = select_vof(concentration, aif) if settings.vof else None
+        peaks = smooth_in_time(raw, sigma_frames).max(axis=0)
+        aif = select_aif(concentration, peaks)
+        vof = select_vof(concentration, aif, peaks) if settings.vof else None
     else:
         given = _given_aif(series, mask, aif_mask)
         curve = smooth_in_time((given.curve - given.curve[:arrival].mean())[:, None], sigma_frames)[:, 0]
@@ -185,16 +221,19 @@ def perfusion_maps(
         shift = np.interp(values["MTT"], REFERENCE_MTT, shifts)
         values["TMAX"] = np.maximum(values["TMAX"] - shift, 0).astype(np.float32)
     vessels = np.zeros(len(where), dtype=bool) if settings.vessel_cbv is None else cbv > settings.vessel_cbv
+    excluded = vessels | fluid
     maps = {}
     for name, value in values.items():
         volume = np.zeros(mask.shape, dtype=np.float32)
-        volume[mask] = np.where(vessels, 0, value)
+        volume[mask] = np.where(excluded, 0, value)
         maps[name] = volume
     result = PerfusionResult(maps, mask, aif, vof, scale, arrival, interval, int(vessels.sum()))
     aif_points = where[aif.voxels] if aif_mask is None else np.argwhere(aif_mask > 0)
     result.record = {
+        "analysis": {"bin_factor": 1, "spacing_mm": [round(value, 4) for value in spacing]},
         "brain_voxels": int(mask.sum()),
         "vessel_voxels": result.vessels,
+        "fluid_voxels": int(fluid.sum()),
         "baseline_frames": arrival,
         "frame_interval_s": interval,
         "aif_source": "auto" if aif_mask is None else "mask",

@@ -41,6 +41,17 @@ class PerfusionSettings(BaseModel):
     brain_hu: tuple[float, float] = Field(
         default=(0.0, 100.0), description="unenhanced HU range of the brain mask (brain and blood)"
     )
+    csf_hu: float = Field(
+        default=15.0,
+        description="voxels whose pre-contrast mean is below this (HU: CSF) get 0 in every map, as outside "
+        "the brain; -1000 keeps them",
+    )
+    analysis_mm: float = Field(
+        default=0.9,
+        ge=0,
+        description="in-plane voxels finer than this (mm) are averaged in blocks of an integer factor "
+        "before analysis (0.45 mm: 2 x 2), the maps repeated back on the CTP's grid; 0: never",
+    )
     spatial_sigma_mm: float = Field(
         default=3.0, ge=0, description="in-plane Gaussian smoothing of the tissue curves (mm); 0: none"
     )

@@ -126,3 +126,36 @@ def smooth_in_time(curves: np.ndarray, sigma_frames: float) -> np.ndarray:
     if sigma_frames <= 0:
         return curves
     return ndimage.gaussian_filter1d(curves, sigma_frames, axis=0, mode="nearest", truncate=3.0)
+
+
+def bin_factor(spacing: tuple[float, float, float], analysis_mm: float) -> int:
+    """Return the integer factor binning in-plane voxels of ``spacing`` to at least ``analysis_mm``
+    (1: none; also for ``analysis_mm`` 0)."""
+    finest = min(spacing[0], spacing[1])
+    return max(1, int(np.floor(analysis_mm / finest + 1e-6))) if analysis_mm > 0 else 1
+
+
+def bin_in_plane(series: np.ndarray, factor: int) -> np.ndarray:
+    """Return ``series`` (frames, x, y, z) averaged over ``factor`` x ``factor`` in-plane blocks, float32;
+    a remainder of columns or rows that fills no block is left out (``unbin`` gives it its neighbour's
+    value). Frame by frame: memory beyond the result stays one frame."""
+    frames, nx, ny, nz = series.shape
+    bx, by = nx // factor, ny // factor
+    result = np.empty((frames, bx, by, nz), dtype=np.float32)
+    for index, frame in enumerate(series):
+        total = np.zeros((bx, by, nz), dtype=np.float32, order="F")  # a NIfTI frame's order
+        for i in range(factor):
+            for j in range(factor):
+                total += frame[i : bx * factor : factor, j : by * factor : factor]
+        result[index] = total * np.float32(1 / factor**2)
+    return result
+
+
+def unbin(volume: np.ndarray, factor: int, shape: tuple[int, int, int]) -> np.ndarray:
+    """Return a binned ``volume`` (x, y, z) back on the grid of ``shape``: each value repeated over its
+    block, a remainder filled from the last block."""
+    if factor == 1:
+        return volume
+    full = np.repeat(np.repeat(volume, factor, axis=0), factor, axis=1)
+    pad = ((0, shape[0] - full.shape[0]), (0, shape[1] - full.shape[1]), (0, 0))
+    return np.pad(full, pad, mode="edge") if any(p[1] for p in pad) else full

@@ -2,7 +2,8 @@
 arterial and a venous block, so that every method's errors can be read against known values.
 
 Layout (x, y, z): x holds the 7 MTTs (24/k s, k = 1..7: 24 to 3.43 s), y the 5 CBVs (1..5 ml/100 g),
-z the delays (0, 1, 2, 3 s by default): CBF = 60 CBV / MTT sweeps 2.5 to 87.5 ml/100 g/min. A sixth row
+z the delays (0, 1, 2, 3 s by default), or every (delay, CBV, MTT) block placed in a drawn order:
+CBF = 60 CBV / MTT sweeps 2.5 to 87.5 ml/100 g/min. A sixth row
 of blocks along y holds the AIF block (arterial blood, its enhancement times the arterial partial
 volume) and the VOF block (the AIF delayed by 4 s and dispersed by 3 s, whole: a vein large enough to
 escape partial volume), then tissue at the mean values. Air surrounds the phantom.
@@ -81,9 +82,12 @@ def digital_phantom(
     dispersion: float = 0.0,
     arterial_partial_volume: float = 1.0,
     rng: np.random.Generator | None = None,
+    shuffle: np.random.Generator | None = None,
 ) -> DigitalPhantom:
     """Return the digital phantom (module docstring) with Gaussian noise of ``noise_hu`` per voxel and
-    frame (drawn from ``rng``; none when 0)."""
+    frame (drawn from ``rng``; none when 0). With ``shuffle``, the (delay, CBV, MTT) blocks are laid out
+    over the slices in an order it draws (a cohort's patients then differ: one layout would be the same
+    scan repeated). Block numbers (``blocks``) follow delay, then CBV, then MTT, wherever a block lies."""
     physiology = digital_physiology()
     duration = frames * interval + 10
     fine = np.arange(0, duration + 60, _FINE)
@@ -100,20 +104,20 @@ def digital_phantom(
     def place(ix: int, iy: int) -> tuple[slice, slice]:
         return slice(block * (ix + 1), block * (ix + 2)), slice(block * (iy + 1), block * (iy + 2))
 
-    number = 0
-    for iz, delay in enumerate(delays):
-        for iy, cbv in enumerate(CBV_LEVELS):
-            for ix, mtt in enumerate(MTT_LEVELS):
-                cbf = 60.0 * cbv / mtt
-                tissue = np.convolve(inflow, residue_function(residue, fine, mtt))[: len(fine)] * _FINE
-                curve = _sample(tissue * cbf / (6000 * KAPPA), times - delay)
-                sx, sy = place(ix, iy)
-                baseline[sx, sy, iz] = TISSUE_HU
-                enhancement[sx, sy, iz] = curve
-                number += 1
-                blocks[sx, sy, iz] = number
-                for name, value in (("cbf", cbf), ("cbv", cbv), ("mtt", mtt), ("tmax", delay)):
-                    truth[name][sx, sy, iz] = value
+    positions = [(ix, iy, iz) for iz in range(nz) for iy in range(ny - 1) for ix in range(nx)]
+    if shuffle is not None:
+        positions = [positions[i] for i in shuffle.permutation(len(positions))]
+    combinations = [(delay, cbv, mtt) for delay in delays for cbv in CBV_LEVELS for mtt in MTT_LEVELS]
+    for number, ((delay, cbv, mtt), (ix, iy, iz)) in enumerate(zip(combinations, positions, strict=True)):
+        cbf = 60.0 * cbv / mtt
+        tissue = np.convolve(inflow, residue_function(residue, fine, mtt))[: len(fine)] * _FINE
+        sx, sy = place(ix, iy)
+        baseline[sx, sy, iz] = TISSUE_HU
+        enhancement[sx, sy, iz] = _sample(tissue * cbf / (6000 * KAPPA), times - delay)
+        blocks[sx, sy, iz] = number + 1
+        for name, value in (("cbf", cbf), ("cbv", cbv), ("mtt", mtt), ("tmax", delay)):
+            truth[name][sx, sy, iz] = value
+    for iz in range(nz):
         aif_block, vof_block = place(0, ny - 1), place(1, ny - 1)
         baseline[aif_block[0], aif_block[1], iz] = BLOOD_HU
         enhancement[aif_block[0], aif_block[1], iz] = arterial_partial_volume * _sample(aif, times)

@@ -207,7 +207,7 @@ def generate_patient(seed: int, index: int, config: PhantomConfig) -> PatientPha
     """Return phantom patient ``index`` of cohort ``seed``: every configured modality and its labels."""
     rng, noise = _streams(seed, index)
     if config.preset == "digital":
-        return _digital_patient(seed, index, config, noise[Modality.CTP])
+        return _digital_patient(seed, index, config, rng, noise[Modality.CTP])
     location, side = draw_site_and_side(rng, config)
     site = int(rng.integers(config.sites))
     pose = Pose.draw(rng)
@@ -252,9 +252,10 @@ def generate_patient(seed: int, index: int, config: PhantomConfig) -> PatientPha
 
 
 def _digital_patient(
-    seed: int, index: int, config: PhantomConfig, rng: np.random.Generator
+    seed: int, index: int, config: PhantomConfig, layout: np.random.Generator, rng: np.random.Generator
 ) -> PatientPhantom:
-    """Return digital phantom patient ``index``: the same blocks for every patient, its own noise."""
+    """Return digital phantom patient ``index``: the same blocks in an order ``layout`` draws, its own
+    noise from ``rng``."""
     options = config.ctp
     phantom = digital_phantom(
         frames=config.frames,
@@ -265,6 +266,7 @@ def _digital_patient(
         dispersion=options.dispersion,
         arterial_partial_volume=options.arterial_partial_volume,
         rng=rng,
+        shuffle=layout,
     )
     affine = grid_affine(Grid(shape=phantom.cbf.shape, spacing=DIGITAL_SPACING))
     maps = {
