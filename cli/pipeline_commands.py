@@ -12,6 +12,10 @@ from cli import render, render_data
 from cli.errors import EXIT_INVALID, EXIT_VALID, check_outputs, library_errors, option_errors
 from cli.options import SchedulerOption, cluster_executor, parse_json_assignments
 
+Jobs = Annotated[
+    int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
+]
+
 
 def pipelines(
     name: Annotated[str | None, typer.Argument(help="Show one pipeline's parameters.")] = None,
@@ -62,9 +66,7 @@ def preprocess(
             "--no-compress, .nii: about 3 times larger, faster to read again.",
         ),
     ] = True,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
-    ] = None,
+    jobs: Jobs = None,
     scheduler: SchedulerOption = None,
 ) -> None:
     """Preprocess a dataset for a task into a new dataset.
@@ -132,9 +134,7 @@ def perfusion(
     compress: Annotated[
         bool, typer.Option("--compress/--no-compress", help="Write .nii.gz (the default) or .nii.")
     ] = True,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: all cores).")
-    ] = None,
+    jobs: Jobs = None,
     scheduler: SchedulerOption = None,
 ) -> None:
     """Compute perfusion maps from each patient's 4D CTP into a new dataset.

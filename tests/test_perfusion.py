@@ -233,7 +233,7 @@ def test_every_residue_shape_starts_at_one_and_has_mtt_as_its_area(mtt: float, s
     times = np.arange(0, 200, 0.01)
     values = residue_function(shape, times, mtt)
     assert values[0] == 1.0 and np.all(np.diff(values) <= 0)
-    assert np.trapezoid(values, times) == pytest.approx(mtt, rel=2e-3)
+    assert np.trapezoid(values, times) == pytest.approx(mtt, abs=0.011)  # a box's edge: one 0.01 s step
 
 
 def test_phantom_options_change_only_what_they_name(tmp_path: Path) -> None:

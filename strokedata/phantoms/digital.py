@@ -14,12 +14,12 @@ Tissue curves are CBF / (6000 kappa) x (AIF conv D conv R)(t - delay), D the dis
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from strokedata.phantoms.anatomy import SmoothField
 from strokedata.phantoms.perfusion import KAPPA, Physiology, dispersed, residue_function
+from strokedata.phantoms.template import MEAN_PHYSIOLOGY
 
 CBV_LEVELS = (1.0, 2.0, 3.0, 4.0, 5.0)
 MTT_LEVELS = tuple(24.0 / k for k in range(1, 8))
@@ -32,21 +32,9 @@ _FINE = 0.05  # s, time step of the convolutions
 
 
 def digital_physiology() -> Physiology:
-    """Return the digital phantom's bolus: a gamma variate starting at 5 s, peaking 300 HU at 9.5 s."""
-    still = SmoothField(np.zeros((1, 3)), np.zeros(1))
-    return Physiology(
-        cbf_grey=60.0,
-        cbf_white=25.0,
-        mtt_grey=4.0,
-        mtt_white=4.8,
-        delay=0.0,
-        aif_start=5.0,
-        aif_alpha=3.0,
-        aif_beta=1.5,
-        aif_peak=300.0,
-        heterogeneity=still,
-        severity_noise=still,
-    )
+    """Return the digital phantom's bolus: the template's mean physiology with a gamma variate AIF
+    starting at 5 s and peaking at 300 HU at 9.5 s, no healthy delay."""
+    return replace(MEAN_PHYSIOLOGY, delay=0.0, aif_start=5.0, aif_peak=300.0)
 
 
 @dataclass(frozen=True)
