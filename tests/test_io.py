@@ -82,13 +82,14 @@ def test_huge_header_is_refused_before_allocation(tmp_path: Path) -> None:
         (b"", "truncated"),
         (b"\x1f\x8b\x08garbage", "corrupt"),  # gzip magic, then reserved header flags set
         (
-            gzip.compress(nib.Nifti1Image(np.eye(4), np.eye(4)).to_bytes())[:40],
+            gzip.compress(nib.Nifti1Image(np.eye(4), np.eye(4)).to_bytes(), mtime=0)[:40],
             "truncated",
         ),  # cut in the header
         (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + b"\xff" * 600, "corrupt"),  # invalid deflate data
         (b"x" * 400, "corrupt"),
     ],
-)
+    ids=["empty", "reserved flags", "cut header", "bad deflate", "not gzip"],
+)  # ids, and mtime 0: pytest-xdist's workers must collect the same names (gzip's header has the time)
 def test_unreadable_files_raise_read_errors(tmp_path: Path, content: bytes, kind: str) -> None:
     path = tmp_path / "x.nii.gz"
     path.write_bytes(content)
