@@ -117,12 +117,12 @@ def perfusion(
     dataset: Annotated[Path, typer.Argument(help="Dataset root (only read).")],
     out: Annotated[Path, typer.Option("--out", help="Folder of the new dataset (outside the input).")],
     method: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Deconvolution: bcsvd (block-circulant SVD, insensitive to a delayed bolus), osvd "
-            "(bcSVD with a per-voxel threshold from the oscillation index) or ssvd (standard SVD).",
+            help="Deconvolution: bcsvd (the default: block-circulant SVD, insensitive to a delayed bolus), "
+            "osvd (bcSVD with a per-voxel threshold from the oscillation index) or ssvd (standard SVD).",
         ),
-    ] = "bcsvd",
+    ] = None,
     set_values: Annotated[
         list[str] | None,
         typer.Option(
@@ -147,9 +147,13 @@ def perfusion(
     """
     with option_errors():
         overrides = parse_json_assignments(set_values or [], "--set")
-        if method not in ("bcsvd", "osvd", "ssvd"):
-            raise typer.BadParameter(f"--method '{method}': choose bcsvd, osvd or ssvd")
-    _run_pipeline(dataset, "perfusion", out, {**overrides, "method": method}, compress, jobs, scheduler)
+        if method is not None:
+            if method not in ("bcsvd", "osvd", "ssvd"):
+                raise typer.BadParameter(f"--method '{method}': choose bcsvd, osvd or ssvd")
+            if overrides.get("method", method) != method:
+                raise typer.BadParameter(f"--method {method} and --set method={overrides['method']} disagree")
+            overrides["method"] = method
+    _run_pipeline(dataset, "perfusion", out, overrides, compress, jobs, scheduler)
 
 
 def register(app: typer.Typer) -> None:

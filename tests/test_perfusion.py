@@ -251,3 +251,66 @@ def test_phantom_options_change_only_what_they_name(tmp_path: Path) -> None:
     assert not [finding for finding in validate(digital).findings if finding.severity == "error"]
     with pytest.raises(ValueError, match="TTP"):
         preset("tiny", modalities=[Modality.TTP])
+
+
+def test_a_thin_given_artery_is_not_diluted_by_the_analysis_grid(quiet: DigitalPhantom) -> None:
+    """At 0.45 mm the analysis bins 2 x 2; the given AIF's curve is still taken at full resolution."""
+    series = np.moveaxis(quiet.ctp, -1, 0)
+    fine = np.repeat(np.repeat(series, 2, axis=1), 2, axis=2)  # the phantom at 0.45 mm in-plane
+    mask = np.zeros(fine.shape[1:], dtype=np.uint8)
+    start = 2 * quiet.aif_block[0].start + 1  # one voxel wide, not aligned with the 2 x 2 blocks
+    mask[start, 2 * quiet.aif_block[1].start : 2 * quiet.aif_block[1].stop, :] = 1
+    settings = PerfusionSettings(vof=False)
+    binned = perfusion_maps(fine, 1.0, (0.45, 0.45, 5.0), settings, aif_mask=mask)
+    whole = perfusion_maps(
+        fine, 1.0, (0.45, 0.45, 5.0), settings.model_copy(update={"analysis_mm": 0.0}), aif_mask=mask
+    )
+    assert binned.record["analysis"]["bin_factor"] == 2 and binned.record["aif"]["voxels"] == mask.sum()
+    assert binned.record["aif"]["peak_hu"] == pytest.approx(whole.record["aif"]["peak_hu"], rel=1e-6)
+    with pytest.raises(PerfusionError, match="shape"):
+        perfusion_maps(fine, 1.0, (0.45, 0.45, 5.0), settings, aif_mask=mask[..., 0])
+
+
+def test_tmax_stays_within_the_acquisition_and_a_negative_aif_is_refused(quiet: DigitalPhantom) -> None:
+    series = np.moveaxis(quiet.ctp, -1, 0)
+    noisy = series + np.random.default_rng(9).normal(0, 15, series.shape).astype(np.float32)
+    for method in ("bcsvd", "osvd"):
+        tmax = perfusion_maps(noisy, 1.0, SPACING, PerfusionSettings(method=method)).maps["TMAX"]
+        assert tmax.max() <= len(series) * 1.0
+    falling = np.zeros(quiet.cbf.shape, dtype=np.uint8)
+    falling[quiet.aif_block[0], quiet.aif_block[1], :] = 1
+    sinking = series.astype(np.float32).copy()
+    sinking[25:, falling > 0] -= 400  # after its peak the "artery" drops far below its baseline
+    with pytest.raises(PerfusionError, match="area"):
+        perfusion_maps(sinking, 1.0, SPACING, PerfusionSettings(vof=False), aif_mask=falling)
+
+
+def test_the_frame_interval_of_a_5d_export_and_the_method_options(dataset: Path, tmp_path: Path) -> None:
+    import nibabel as nib
+    import torchio as tio
+
+    from strokedata.transforms.perfusion import frame_interval
+
+    path = tmp_path / "ctp5d.nii.gz"
+    image = nib.Nifti1Image(np.zeros((4, 4, 2, 1, 9), dtype=np.int16), np.eye(4))
+    image.header.set_zooms((0.5, 0.5, 5.0, 1.0, 1.6))
+    nib.save(image, path)
+    assert frame_interval(tio.ScalarImage(path)) == pytest.approx(1.6)
+    out = tmp_path / "osvd"
+    result = runner.invoke(
+        app, ["perfusion", str(dataset), "--out", str(out), "--jobs", "1", "--set", 'method="osvd"']
+    )
+    manifest = PatientManifest.model_validate_json((out / "p00000" / PATIENT_MANIFEST).read_text())
+    assert manifest.provenance.preprocessing is not None
+    assert manifest.provenance.preprocessing.parameters["method"] == "osvd", result.output
+    clash = [
+        "perfusion",
+        str(dataset),
+        "--out",
+        str(tmp_path / "x"),
+        "--method",
+        "ssvd",
+        "--set",
+        'method="osvd"',
+    ]
+    assert runner.invoke(app, clash).exit_code == 2

@@ -60,6 +60,12 @@ class InputFunction:
         return float(np.trapezoid(self.curve, dx=interval))
 
 
+def _highest(values: np.ndarray, count: int) -> np.ndarray:
+    """Return the indices of the ``count`` largest ``values``, ties broken by index (a stable sort: the
+    same voxels on every machine, whatever its SIMD sorting does with equal values)."""
+    return np.argsort(values, kind="stable")[len(values) - min(count, len(values)) :]
+
+
 def _half_width(curves: np.ndarray) -> np.ndarray:
     """Return each column's number of frames at or above half its maximum."""
     return (curves >= 0.5 * curves.max(axis=0, keepdims=True)).sum(axis=0)
@@ -73,7 +79,11 @@ def _kmeans_first(curves: np.ndarray) -> np.ndarray:
     from sklearn.cluster import KMeans  # type: ignore[import-untyped]
 
     shapes = (curves / np.maximum(curves.max(axis=0, keepdims=True), 1e-6)).T
-    with warnings.catch_warnings(), np.errstate(all="ignore"):  # identical curves: one cluster, said here
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # scikit-learn's dependency
+
+    # one thread: the sums of a parallel reduction depend on the thread count, the clusters must not;
+    # identical curves make one cluster, which is handled below, so k-means' warning says nothing new
+    with warnings.catch_warnings(), np.errstate(all="ignore"), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")
         labels = KMeans(n_clusters=2, n_init=4, random_state=0).fit_predict(shapes.astype(np.float64))
     best: tuple[float, int] | None = None
@@ -98,7 +108,7 @@ def select_aif(curves: np.ndarray, peaks: np.ndarray) -> InputFunction:
     would be chosen, and their curves (too high by that offset at every frame) would inflate the AIF's
     area: 10% at 10 HU of noise on the digital phantom. PerfusionError when no plausible AIF is found."""
     count = min(curves.shape[1], max(MIN_VOXELS, round(AIF_CANDIDATES * curves.shape[1])))
-    candidates = np.argpartition(peaks, curves.shape[1] - count)[-count:]
+    candidates = np.sort(_highest(peaks, count))
     chosen = curves[:, candidates]
     ttp = np.argmax(chosen, axis=0)
     width = _half_width(chosen)
@@ -106,7 +116,7 @@ def select_aif(curves: np.ndarray, peaks: np.ndarray) -> InputFunction:
     if early.sum() >= MIN_VOXELS:
         candidates, chosen = candidates[early], chosen[:, early]
     if len(candidates) > MAX_CLUSTERED:  # the highest peaks among them: clustering cost stays bounded
-        highest = np.argsort(peaks[candidates])[-MAX_CLUSTERED:]
+        highest = np.sort(_highest(peaks[candidates], MAX_CLUSTERED))
         candidates, chosen = candidates[highest], chosen[:, highest]
     voxels = np.sort(candidates[_kmeans_first(chosen)])
     aif = InputFunction(curves[:, voxels].astype(np.float64).mean(axis=1), voxels)
@@ -138,7 +148,7 @@ def select_vof(curves: np.ndarray, aif: InputFunction, peaks: np.ndarray) -> Inp
     late = np.flatnonzero(np.argmax(curves, axis=0) >= aif.peak_frame + 2)
     if len(late) < MIN_VOXELS:
         return None
-    voxels = np.sort(late[np.argsort(peaks[late])[-VOF_VOXELS:]])
+    voxels = np.sort(late[_highest(peaks[late], VOF_VOXELS)])
     return InputFunction(curves[:, voxels].astype(np.float64).mean(axis=1), voxels)
 
 

@@ -83,23 +83,31 @@ REFERENCE_MTT = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 2
 
 def _circulant_peak(k: np.ndarray, frames: int, interval: float) -> tuple[np.ndarray, np.ndarray]:
     """Return (time of each residue's maximum, the maximum) of residues ``k`` (samples, voxels); for a
-    circulant residue (2 x frames samples) a maximum in its second half is a negative delay, given as 0."""
+    circulant residue (2 x frames samples) a maximum in its second half is a negative delay (the tissue
+    before the AIF), given as 0, so that no time exceeds the acquisition."""
     if len(k) == frames:
         return _peak_time(k, interval)
-    times, peak = _peak_time(np.roll(k, frames // 2, axis=0), interval)
-    return np.maximum(times - (frames // 2) * interval, 0.0), peak
+    times, peak = _peak_time(np.roll(k, frames, axis=0), interval)
+    return np.maximum(times - frames * interval, 0.0), peak
 
 
-def tmax_shifts(arterial: np.ndarray, interval: float, settings: PerfusionSettings) -> np.ndarray:
-    """Return how late (s) the method puts the maximum of an undelayed exponential residue of each of
-    ``REFERENCE_MTT``, deconvolved from its noiseless curve with this AIF: truncating the small singular
-    values smooths the residue's sharp start, moving its maximum later, the more so the longer the MTT."""
+def tmax_shifts(
+    arterial: np.ndarray, interval: float, settings: PerfusionSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (the MTT the method measures, how late it puts the maximum, s) for undelayed exponential
+    residues of ``REFERENCE_MTT``, deconvolved from their noiseless curves with this AIF, ordered by the
+    measured MTT: truncating the small singular values smooths the residue's sharp start, moving its
+    maximum later, the more so the longer the MTT. Voxels are looked up by their own measured MTT."""
     frames = len(arterial)
     times = np.arange(frames) * interval
     shapes = np.exp(-times[:, None] / REFERENCE_MTT[None, :])
     curves = (convolution_matrix(arterial, interval) @ shapes).astype(np.float32)
     k = residues(curves, arterial, interval, settings.method, settings.threshold, settings.oscillation_index)
-    return np.asarray(_circulant_peak(k, frames, interval)[0], dtype=np.float64)
+    late, peak = _circulant_peak(k, frames, interval)
+    areas = np.trapezoid(curves, dx=interval, axis=0) / np.trapezoid(arterial, dx=interval)
+    measured = areas / np.maximum(peak, 1e-12)
+    order = np.argsort(measured, kind="stable")
+    return measured[order].astype(np.float64), np.asarray(late, dtype=np.float64)[order]
 
 
 def _voxel_record(function: InputFunction | None, points: np.ndarray, interval: float) -> Any:
@@ -117,18 +125,16 @@ def _voxel_record(function: InputFunction | None, points: np.ndarray, interval: 
     }
 
 
-def _given_aif(series: np.ndarray, mask: np.ndarray, given: np.ndarray) -> InputFunction:
-    """Return the AIF averaged over the voxels of a given mask (anywhere on the grid; ``voxels`` lists
-    those inside the brain mask)."""
-    if given.shape != mask.shape:
-        raise PerfusionError(f"the AIF mask has shape {given.shape}; the CTP's grid is {mask.shape}")
+def _given_curve(series: np.ndarray, given: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (the mean curve in HU of the voxels of a given AIF mask, on the series' own grid; their
+    indices (x, y, z)); PerfusionError when the mask is not on the CTP's grid or selects nothing."""
+    if given.shape != series.shape[1:]:
+        raise PerfusionError(f"the AIF mask has shape {given.shape}; the CTP's grid is {series.shape[1:]}")
     chosen = given > 0
     if not chosen.any():
         raise PerfusionError("the AIF mask selects no voxel")
-    raw = np.stack([frame[chosen].astype(np.float64) for frame in series])
-    curve = raw.mean(axis=1)
-    inside = np.flatnonzero(chosen[mask])
-    return InputFunction(curve, inside)
+    curve = np.array([frame[chosen].astype(np.float64).mean() for frame in series])
+    return curve, np.argwhere(chosen)
 
 
 def perfusion_maps(
@@ -146,19 +152,21 @@ def perfusion_maps(
     settings = settings or PerfusionSettings()
     if not interval > 0:
         raise PerfusionError(f"the CTP's frame interval is {interval}; give the seconds between time points")
+    if not all(value > 0 for value in spacing):
+        raise PerfusionError(f"the CTP's voxel size is {spacing} mm; every spacing must be positive")
     check_series(series)
+    given = None if aif_mask is None else _given_curve(series, np.asarray(aif_mask))  # full resolution
     factor = bin_factor(spacing, settings.analysis_mm)
     if factor == 1:
-        return _analysed(series, interval, spacing, settings, aif_mask)
+        return _analysed(series, interval, spacing, settings, given)
     binned = bin_in_plane(series, factor)
     grid = (spacing[0] * factor, spacing[1] * factor, spacing[2])
-    given = None if aif_mask is None else bin_in_plane((aif_mask > 0)[np.newaxis], factor)[0] > 0
     result = _analysed(binned, interval, grid, settings, given)
     shape = (series.shape[1], series.shape[2], series.shape[3])
     result.maps = {name: unbin(volume, factor, shape) for name, volume in result.maps.items()}
     result.mask = unbin(result.mask, factor, shape)
     result.record["analysis"] = {"bin_factor": factor, "spacing_mm": [round(value, 4) for value in grid]}
-    for key in ("aif", "vof"):
+    for key in ("aif", "vof") if given is None else ("vof",):
         found = result.record[key]
         if found is not None:  # voxel indices on the series' grid: each block's first voxel
             found["indices"] = [[x * factor, y * factor, z] for x, y, z in found["indices"]]
@@ -173,9 +181,10 @@ def _analysed(
     interval: float,
     spacing: tuple[float, float, float],
     settings: PerfusionSettings,
-    aif_mask: np.ndarray | None,
+    given: tuple[np.ndarray, np.ndarray] | None,
 ) -> PerfusionResult:
-    """Return the maps of a checked ``series`` on its own grid (``perfusion_maps``)."""
+    """Return the maps of a checked ``series`` on its own grid (``perfusion_maps``); ``given``: the
+    curve and voxels of a given AIF mask."""
     frames = len(series)
     mask = brain_mask(np.asarray(np.mean(series[:2], axis=0, dtype=np.float32)), settings.brain_hu)
     where = np.argwhere(mask)
@@ -183,15 +192,14 @@ def _analysed(
     arrival, _ = bolus_arrival(raw)
     fluid = raw[:arrival].mean(axis=0) < settings.csf_hu
     sigma_frames = settings.temporal_sigma_s / interval
-    if aif_mask is None:
+    if given is None:
         concentration = smooth_in_time(raw - raw[:arrival].mean(axis=0, keepdims=True), sigma_frames)
         peaks = smooth_in_time(raw, sigma_frames).max(axis=0)
         aif = select_aif(concentration, peaks)
         vof = select_vof(concentration, aif, peaks) if settings.vof else None
     else:
-        given = _given_aif(series, mask, aif_mask)
-        curve = smooth_in_time((given.curve - given.curve[:arrival].mean())[:, None], sigma_frames)[:, 0]
-        aif = InputFunction(curve, given.voxels)
+        curve = smooth_in_time((given[0] - given[0][:arrival].mean())[:, None], sigma_frames)[:, 0]
+        aif = InputFunction(curve, np.empty(0, dtype=np.intp))
         check_aif(aif, frames)
         vof = None
     del raw
@@ -202,6 +210,11 @@ def _analysed(
     tissue = smooth_in_time(tissue, sigma_frames)
     values = {name: np.zeros(len(where), dtype=np.float32) for name in MAP_NAMES}
     aif_area = float(np.trapezoid(arterial, dx=interval))
+    if not aif_area > 0:
+        raise PerfusionError(
+            f"the arterial input function's area is {aif_area:.0f} HU s, not positive: its curve falls below "
+            "its baseline; check the AIF mask or the series' baseline"
+        )
     for start in range(0, len(where), CHUNK):
         part = slice(start, start + CHUNK)
         curves = tissue[:, part]
@@ -218,7 +231,7 @@ def _analysed(
     values["MTT"] = np.where(cbf > 0, 60 * cbv / np.where(cbf > 0, cbf, 1), 0).astype(np.float32)
     shifts = tmax_shifts(arterial, interval, settings) if settings.tmax_correction else None
     if shifts is not None:
-        shift = np.interp(values["MTT"], REFERENCE_MTT, shifts)
+        shift = np.interp(values["MTT"], shifts[0], shifts[1])
         values["TMAX"] = np.maximum(values["TMAX"] - shift, 0).astype(np.float32)
     vessels = np.zeros(len(where), dtype=bool) if settings.vessel_cbv is None else cbv > settings.vessel_cbv
     excluded = vessels | fluid
@@ -228,7 +241,7 @@ def _analysed(
         volume[mask] = np.where(excluded, 0, value)
         maps[name] = volume
     result = PerfusionResult(maps, mask, aif, vof, scale, arrival, interval, int(vessels.sum()))
-    aif_points = where[aif.voxels] if aif_mask is None else np.argwhere(aif_mask > 0)
+    aif_points = where[aif.voxels] if given is None else given[1]
     result.record = {
         "analysis": {"bin_factor": 1, "spacing_mm": [round(value, 4) for value in spacing]},
         "brain_voxels": int(mask.sum()),
@@ -236,12 +249,12 @@ def _analysed(
         "fluid_voxels": int(fluid.sum()),
         "baseline_frames": arrival,
         "frame_interval_s": interval,
-        "aif_source": "auto" if aif_mask is None else "mask",
+        "aif_source": "auto" if given is None else "mask",
         "aif": _voxel_record(aif, aif_points, interval),
         "vof": None if vof is None else _voxel_record(vof, where[vof.voxels], interval),
         "partial_volume_scale": round(scale, 4),
         "tmax_shift_s": None
         if shifts is None
-        else {f"{mtt:g}": round(float(value), 3) for mtt, value in zip(REFERENCE_MTT, shifts, strict=True)},
+        else [[round(float(mtt), 3), round(float(late), 3)] for mtt, late in zip(*shifts, strict=True)],
     }
     return result

@@ -29,7 +29,7 @@ def check_series(series: np.ndarray) -> None:
     """Return when ``series`` (frames, x, y, z) can be analysed; PerfusionError saying why otherwise
     (not 4D, too few frames, values that are not finite)."""
     if series.ndim != 4:
-        raise PerfusionError(f"the CTP has {series.ndim} dimensions; a series is (x, y, z, time)")
+        raise PerfusionError(f"the CTP has {series.ndim} dimensions; a series has four (space and time)")
     if series.shape[0] < MIN_FRAMES:
         raise PerfusionError(
             f"the CTP has {series.shape[0]} time points; deconvolution needs at least {MIN_FRAMES} "
@@ -76,7 +76,7 @@ def bolus_arrival(curves: np.ndarray) -> tuple[int, float]:
     ``MIN_BASELINE`` frames come before the bolus."""
     peaks = curves.max(axis=0)
     count = max(1, len(peaks) // 20)
-    strongest = np.argpartition(peaks, len(peaks) - count)[-count:]
+    strongest = np.argsort(peaks, kind="stable")[len(peaks) - count :]  # stable: ties alike everywhere
     mean = curves[:, strongest].astype(np.float64).mean(axis=1)
     start = float(mean[0])
     peak = float(mean.max() - start)

@@ -45,7 +45,9 @@ class CTPOptions(BaseModel):
         "(anatomical presets), 10 HU (digital: clinical, docs/perfusion.md)",
     )
     bolus_delay: Annotated[float, Field(ge=0, le=10)] = Field(
-        default=0.0, description="extra delay (s) of every tissue curve after the AIF; TMAX grows by it"
+        default=0.0,
+        description="extra delay (s) of every tissue curve of the CTP after the AIF; TMAX grows by it (the "
+        "angiograms keep theirs)",
     )
     dispersion: Annotated[float, Field(ge=0, le=10)] = Field(
         default=0.0, description="time constant (s) of an exponential dispersion of the bolus (0: none)"
@@ -54,7 +56,7 @@ class CTPOptions(BaseModel):
     arterial_partial_volume: Annotated[float, Field(gt=0, le=1)] = Field(
         default=1.0, description="fraction of the arterial enhancement the arteries' voxels show"
     )
-    delays: tuple[Annotated[float, Field(ge=0, le=10)], ...] = Field(
+    delays: Annotated[tuple[Annotated[float, Field(ge=0, le=10)], ...], Field(min_length=1)] = Field(
         default=(0.0, 1.0, 2.0, 3.0), description="digital preset: the delays (s) swept, one slice each"
     )
 

@@ -2,7 +2,9 @@
 
 Indicator-dilution model: a tissue voxel's enhancement is C(t) = CBF/kappa * (AIF conv R)(t - delay)
 with an exponential residue function R(t) = exp(-t / MTT), so that CBV = CBF * MTT / 60 (CBF in
-ml/100 g/min, CBV in ml/100 g, MTT in s) and, with this residue, Tmax = delay. kappa = 0.705 folds in
+ml/100 g/min, CBV in ml/100 g, MTT in s) and, with this residue, Tmax = delay. Options (CTPOptions)
+change the residue's shape or disperse the bolus first; the truth TMAX map stays the delay, although
+a dispersed bolus puts the maximum of the effective residue (dispersion conv R) later. kappa = 0.705 folds in
 the haematocrit difference between large and small vessels and the brain's density (docs/phantoms.md).
 """
 
@@ -161,8 +163,8 @@ def dispersed(curve: np.ndarray, tau: float, step: float) -> np.ndarray:
     spread on its way through collaterals; ``curve`` itself when ``tau`` is 0."""
     if tau <= 0:
         return curve
-    kernel = np.exp(-np.arange(len(curve)) * step / tau) * (step / tau)
-    return np.convolve(curve, kernel)[: len(curve)]
+    kernel = np.exp(-np.arange(len(curve)) * step / tau)
+    return np.convolve(curve, kernel / kernel.sum())[: len(curve)]
 
 
 class TissueCurves:

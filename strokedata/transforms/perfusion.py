@@ -21,12 +21,13 @@ def frame_interval(image: tio.Image) -> float:
     if path is None:
         raise PerfusionError("the CTP has no file to read its frame interval from; pass interval=")
     header = read_header(Path(path))
-    if len(header.pixdim) < 4 or not header.pixdim[3] > 0:
+    axis = 4 if len(header.shape) == 5 and header.shape[3] == 1 else 3  # (x, y, z, 1, t) exports
+    if len(header.pixdim) <= axis or not header.pixdim[axis] > 0:
         raise PerfusionError(
-            f"{Path(path).name} gives no frame interval (pixdim[4] is not positive); write the seconds "
-            "between time points into its header"
+            f"{Path(path).name} gives no frame interval (pixdim[{axis + 1}] is not positive); write the "
+            "seconds between time points into its header"
         )
-    return float(header.pixdim[3])
+    return float(header.pixdim[axis])
 
 
 def _aif_mask(image: tio.Image, name: str) -> np.ndarray:
