@@ -39,6 +39,7 @@ from strokedata.perfusion.signal import (
     brain_mask,
     check_series,
     masked_curves,
+    own_baseline,
     smooth_in_time,
     unbin,
 )
@@ -205,7 +206,7 @@ def _analysed(
     scale = partial_volume_scale(aif, vof, interval)
     arterial = aif.curve * scale
     tissue = masked_curves(series, mask, spacing, settings.spatial_sigma_mm)
-    tissue -= tissue[:arrival].mean(axis=0, keepdims=True)
+    tissue -= own_baseline(tissue, arrival, sigma_frames)
     tissue = smooth_in_time(tissue, sigma_frames)
     values = {name: np.zeros(len(where), dtype=np.float32) for name in MAP_NAMES}
     aif_area = float(np.trapezoid(arterial, dx=interval))
