@@ -1,9 +1,11 @@
 """``perfusion_maps``: a CTP series (frames, x, y, z) in HU -> CBF, CBV, MTT, TMAX and TTP on its grid.
 
-Steps: checks (``signal.check_series``); brain mask on the mean of the first two frames; the bolus's
-arrival, from the arteries' mean curve, and the baseline (every frame before it); the AIF (``aif``),
-automatic or from a mask, scaled by a VOF; each tissue curve smoothed in-plane and in time, its
-baseline subtracted, deconvolved (``deconvolution``), in chunks of voxels.
+Steps: checks (``signal.check_series``); sub-millimetre voxels binned in-plane (``analysis_mm``);
+brain mask on the mean of the first two frames; the bolus's arrival, from the large vessels' mean
+curve, and the baseline (the frames before it; for a tissue voxel on to its own rise,
+``signal.own_baseline``); the AIF (``aif``), automatic or from a mask, scaled by a VOF; each tissue
+curve smoothed in-plane and in time, its baseline subtracted, deconvolved (``deconvolution``), in
+chunks of voxels.
 
 Maps (kappa = (1 - Hct_large) / ((1 - Hct_small) x density)):
 CBF = 6000 kappa max k(t) (ml/100 g/min); CBV = 100 kappa area(tissue) / area(AIF) (ml/100 g);
