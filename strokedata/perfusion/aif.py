@@ -77,10 +77,9 @@ def _kmeans_first(curves: np.ndarray) -> np.ndarray:
     if curves.shape[1] < 2 * MIN_VOXELS:
         return np.arange(curves.shape[1])
     from sklearn.cluster import KMeans  # type: ignore[import-untyped]
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     shapes = (curves / np.maximum(curves.max(axis=0, keepdims=True), 1e-6)).T
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # scikit-learn's dependency
-
     # one thread: the sums of a parallel reduction depend on the thread count, the clusters must not;
     # identical curves make one cluster, which is handled below, so k-means' warning says nothing new
     with warnings.catch_warnings(), np.errstate(all="ignore"), threadpool_limits(limits=1):

@@ -47,22 +47,22 @@ def check_series(series: np.ndarray) -> None:
 def brain_mask(baseline: np.ndarray, hu_range: tuple[float, float]) -> np.ndarray:
     """Return the voxels of the largest connected region of soft tissue: the unenhanced image within
     ``hu_range`` (brain, blood; not air, bone or most CSF), opened by one voxel in-plane first so that
-    the scalp does not join the brain through the skull's partial-volume rim, holes filled per slice."""
+    the scalp does not join the brain through the skull's partial-volume rim, holes filled per slice
+    (``strokedata.transforms.morphology``'s largest component, face-connected, and hole filling)."""
+    from strokedata.transforms.morphology import filled_holes, largest_component  # not at import: a cycle
+
     tissue = (baseline >= hu_range[0]) & (baseline <= hu_range[1])
     in_plane = np.zeros((3, 3, 3), dtype=bool)
     in_plane[:, :, 1] = ndimage.generate_binary_structure(2, 1)
-    core = ndimage.binary_erosion(tissue, in_plane)
-    labels, count = ndimage.label(core)
-    if count == 0:
+    core = largest_component(ndimage.binary_erosion(tissue, in_plane), connectivity=6)
+    if not core.any():
         raise PerfusionError(
             f"no voxel of the unenhanced CTP lies within {hu_range[0]:g}..{hu_range[1]:g} HU: no brain "
             "to analyse (is the series in Hounsfield units?)"
         )
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    largest = ndimage.binary_dilation(labels == int(np.argmax(sizes)), in_plane) & tissue
+    largest = ndimage.binary_dilation(core, in_plane) & tissue
     for z in range(largest.shape[2]):
-        largest[:, :, z] = ndimage.binary_fill_holes(largest[:, :, z])
+        largest[:, :, z] = filled_holes(largest[:, :, z])
     return largest
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from strokedata.phantoms.perfusion import KAPPA, Physiology, dispersed, residue_function
+from strokedata.phantoms.perfusion import KAPPA, Physiology, dispersed, passage
 from strokedata.phantoms.template import MEAN_PHYSIOLOGY
 
 CBV_LEVELS = (1.0, 2.0, 3.0, 4.0, 5.0)
@@ -98,25 +98,26 @@ def digital_phantom(
     combinations = [(delay, cbv, mtt) for delay in delays for cbv in CBV_LEVELS for mtt in MTT_LEVELS]
     for number, ((delay, cbv, mtt), (ix, iy, iz)) in enumerate(zip(combinations, positions, strict=True)):
         cbf = 60.0 * cbv / mtt
-        tissue = np.convolve(inflow, residue_function(residue, fine, mtt))[: len(fine)] * _FINE
+        tissue = passage(inflow, residue, fine, mtt, _FINE)
         sx, sy = place(ix, iy)
         baseline[sx, sy, iz] = TISSUE_HU
         enhancement[sx, sy, iz] = _sample(tissue * cbf / (6000 * KAPPA), times - delay)
         blocks[sx, sy, iz] = number + 1
         for name, value in (("cbf", cbf), ("cbv", cbv), ("mtt", mtt), ("tmax", delay)):
             truth[name][sx, sy, iz] = value
+    aif_block, vof_block = place(0, ny - 1), place(1, ny - 1)
+    arterial = arterial_partial_volume * _sample(aif, times)
+    venous = _sample(dispersed(aif, VENOUS_DISPERSION, _FINE), times - VENOUS_DELAY)
+    filler = _sample(passage(inflow, residue, fine, 4.0, _FINE) * 45.0 / (6000 * KAPPA), times)
     for iz in range(nz):
-        aif_block, vof_block = place(0, ny - 1), place(1, ny - 1)
         baseline[aif_block[0], aif_block[1], iz] = BLOOD_HU
-        enhancement[aif_block[0], aif_block[1], iz] = arterial_partial_volume * _sample(aif, times)
-        venous = dispersed(aif, VENOUS_DISPERSION, _FINE)
+        enhancement[aif_block[0], aif_block[1], iz] = arterial
         baseline[vof_block[0], vof_block[1], iz] = BLOOD_HU
-        enhancement[vof_block[0], vof_block[1], iz] = _sample(venous, times - VENOUS_DELAY)
+        enhancement[vof_block[0], vof_block[1], iz] = venous
         for ix in range(2, nx):  # the rest of the last row: tissue at middle values, keeps it one body
             sx, sy = place(ix, ny - 1)
             baseline[sx, sy, iz] = TISSUE_HU
-            tissue = np.convolve(inflow, residue_function(residue, fine, 4.0))[: len(fine)] * _FINE
-            enhancement[sx, sy, iz] = _sample(tissue * 45.0 / (6000 * KAPPA), times)
+            enhancement[sx, sy, iz] = filler
     series = baseline[..., None] + enhancement
     if noise_hu > 0:
         generator = rng if rng is not None else np.random.default_rng(0)

@@ -167,6 +167,12 @@ def dispersed(curve: np.ndarray, tau: float, step: float) -> np.ndarray:
     return np.convolve(curve, kernel / kernel.sum())[: len(curve)]
 
 
+def passage(inflow: np.ndarray, residue: str, times: np.ndarray, mtt: float, step: float) -> np.ndarray:
+    """Return the enhancement per unit flow of tissue fed ``inflow`` (sampled every ``step`` s at
+    ``times`` from 0): inflow conv R, R the ``residue`` of mean transit time ``mtt``."""
+    return np.convolve(inflow, residue_function(residue, times, mtt))[: len(times)] * step
+
+
 class TissueCurves:
     """Tissue enhancement (AIF, dispersed by ``dispersion`` s, conv the residue of shape ``residue``)
     tabulated over MTT and time, sampled per voxel."""
@@ -179,8 +185,7 @@ class TissueCurves:
         self.mtt_levels = np.arange(_MTT_STEP, 40 + _MTT_STEP, _MTT_STEP)
         table = np.empty((len(self.mtt_levels), len(self.times)), dtype=np.float32)
         for row, mtt in enumerate(self.mtt_levels):
-            shape = residue_function(residue, self.times, mtt)
-            table[row] = np.convolve(aif, shape)[: len(self.times)] * _FINE_STEP
+            table[row] = passage(aif, residue, self.times, mtt, _FINE_STEP)
         self.table = table
 
     def enhancement(

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torchio as tio
 
-from strokedata.io import read_header, read_volume
+from strokedata.io import MAX_VOXELS, read_header, read_volume
 from strokedata.perfusion import MAP_NAMES, PerfusionError, PerfusionSettings, perfusion_maps
 from strokedata.transforms.intensity import require_image
 
@@ -38,7 +38,7 @@ def _aif_mask(image: tio.Image, name: str) -> np.ndarray:
     mask_path = Path(path).parent / name
     if not mask_path.is_file():
         raise PerfusionError(f"the AIF mask {name} is not in the patient's folder; add it or use aif='auto'")
-    return np.asarray(read_volume(mask_path, 1 << 31).scaled())
+    return np.asarray(read_volume(mask_path, MAX_VOXELS).scaled())
 
 
 class PerfusionMaps(tio.Transform):
