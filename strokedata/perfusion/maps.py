@@ -3,7 +3,7 @@
 Steps: checks (``signal.check_series``); sub-millimetre voxels binned in-plane (``analysis_mm``);
 brain mask on the mean of the first two frames; the bolus's arrival, from the large vessels' mean
 curve, and the baseline (the frames before it; for a tissue voxel on to its own rise,
-``signal.own_baseline``); the AIF (``aif``), automatic or from a mask, scaled by a VOF; each tissue
+``signal.tissue_concentration``); the AIF (``aif``), automatic or from a mask, scaled by a VOF; each tissue
 curve smoothed in-plane and in time, its baseline subtracted, deconvolved (``deconvolution``), in
 chunks of voxels.
 
@@ -41,8 +41,8 @@ from strokedata.perfusion.signal import (
     brain_mask,
     check_series,
     masked_curves,
-    own_baseline,
     smooth_in_time,
+    tissue_concentration,
     unbin,
 )
 
@@ -195,8 +195,9 @@ def _analysed(
     fluid = raw[:arrival].mean(axis=0) < settings.csf_hu
     sigma_frames = settings.temporal_sigma_s / interval
     if given is None:
-        concentration = smooth_in_time(raw - raw[:arrival].mean(axis=0, keepdims=True), sigma_frames)
-        peaks = smooth_in_time(raw, sigma_frames).max(axis=0)
+        smoothed = smooth_in_time(raw, sigma_frames)
+        peaks = smoothed.max(axis=0)
+        concentration = smoothed - raw[:arrival].mean(axis=0, keepdims=True)
         aif = select_aif(concentration, peaks)
         vof = select_vof(concentration, aif, peaks) if settings.vof else None
     else:
@@ -208,8 +209,7 @@ def _analysed(
     scale = partial_volume_scale(aif, vof, interval)
     arterial = aif.curve * scale
     tissue = masked_curves(series, mask, spacing, settings.spatial_sigma_mm)
-    tissue -= own_baseline(tissue, arrival, sigma_frames)
-    tissue = smooth_in_time(tissue, sigma_frames)
+    tissue = tissue_concentration(tissue, arrival, sigma_frames)
     values = {name: np.zeros(len(where), dtype=np.float32) for name in MAP_NAMES}
     aif_area = float(np.trapezoid(arterial, dx=interval))
     if not aif_area > 0:

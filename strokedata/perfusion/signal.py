@@ -94,19 +94,21 @@ def bolus_arrival(curves: np.ndarray) -> tuple[int, float]:
     return arrival, peak
 
 
-def own_baseline(curves: np.ndarray, arrival: int, sigma_frames: float) -> np.ndarray:
-    """Return each curve's baseline (1, voxels): the mean of its frames before its own arrival, the
-    frame before the first at or after the bolus's ``arrival`` where the curve (smoothed in time by
-    ``sigma_frames``, less its first ``arrival`` frames' mean) reaches a fifth of its maximum. Tissue
-    fills after the arteries (by its delay, and slowly), so most voxels get a few more baseline frames
-    than ``arrival``: the baseline's noise, integrated over the rest of the series, limits CBV."""
+def tissue_concentration(curves: np.ndarray, arrival: int, sigma_frames: float) -> np.ndarray:
+    """Return ``curves`` (frames, voxels) smoothed in time by ``sigma_frames``, less each curve's own
+    baseline: the mean of its frames before the one before the first, at or after the bolus's
+    ``arrival``, where the smoothed curve (less its first ``arrival`` frames' mean) reaches a fifth of
+    its maximum. Tissue fills after the arteries (by its delay, and slowly), so most voxels get a few
+    more baseline frames than ``arrival``: the baseline's noise, integrated over the rest of the
+    series, limits CBV. Smoothing commutes with subtracting a constant, so it is done once."""
     first = curves[:arrival].mean(axis=0)
     smooth = smooth_in_time(curves - first, sigma_frames)
     risen = smooth[arrival:] >= 0.2 * smooth[arrival:].max(axis=0, keepdims=True)
     own = np.maximum(arrival + np.argmax(risen, axis=0) - 1, arrival)
     totals = np.cumsum(curves, axis=0, dtype=np.float64)
     columns = np.arange(curves.shape[1])
-    return (totals[own - 1, columns] / own)[np.newaxis].astype(np.float32)
+    smooth -= (totals[own - 1, columns] / own - first).astype(np.float32)
+    return smooth
 
 
 def masked_curves(
