@@ -107,7 +107,8 @@ def check_output_folder(path: str | Path, option: str = "--out") -> None:
         return
     except OSError as error:
         raise OutputPathError(f"{shown} cannot be checked: {error.strerror}") from None
-    raise OutputPathError(f"{shown} is {file_kind(mode)}, not a folder; give a folder for the output")
+    kind = file_kind(mode) or "a file"
+    raise OutputPathError(f"{shown} is {kind}, not a folder; give a folder for the output")
 
 
 def refuse_non_regular(path: Path) -> None:

@@ -84,6 +84,7 @@ FILE_OUTPUTS = [
 FOLDER_OUTPUTS = [
     (data_app, ["phantom", "--out", "{target}", "-n", "1"]),
     (data_app, ["preprocess", "{data}", "-p", "core", "--out", "{target}"]),
+    (data_app, ["perfusion", "{data}", "--out", "{target}"]),
     (data_app, ["import", "ami", "{other}", "--out", "{target}"]),
     (data_app, ["schema", "--out", "{target}"]),
     (bench_app, ["schema", "--out", "{target}"]),
@@ -120,17 +121,21 @@ def test_a_file_output_never_replaces_what_is_not_a_regular_file(
 
 
 @pytest.mark.parametrize(("program", "template"), FOLDER_OUTPUTS, ids=[t[0] for _, t in FOLDER_OUTPUTS])
-def test_a_folder_output_is_refused_when_it_is_a_device_or_a_fifo(
+def test_a_folder_output_is_refused_when_it_is_a_device_a_fifo_or_a_file(
     pristine_dataset: Path, tmp_path: Path, program: object, template: list[str]
 ) -> None:
     other = tmp_path / "other"
     other.mkdir()
-    for make in (_fifo, _device):
+    for make in (_fifo, _device, Path.touch):
         target = tmp_path / f"target-{make.__name__}"
         make(target)
         code, output = _run(program, template, pristine_dataset, target, other)
         assert code == 2 and str(target) in output and "not a folder" in output, output
-        assert not stat.S_ISREG(os.lstat(target).st_mode)
+        assert "None" not in output  # a regular file is named as one
+        if make is Path.touch:
+            assert "is a file" in output and target.read_bytes() == b""
+        else:
+            assert not stat.S_ISREG(os.lstat(target).st_mode)
 
 
 def test_validate_into_the_system_folders_or_an_existing_folder_is_refused_before_any_work(
