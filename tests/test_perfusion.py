@@ -314,3 +314,67 @@ def test_the_frame_interval_of_a_5d_export_and_the_method_options(dataset: Path,
         'method="osvd"',
     ]
     assert runner.invoke(app, clash).exit_code == 2
+
+
+def test_truncation_correction_gives_cbf_in_its_units(quiet: DigitalPhantom) -> None:
+    """Truncated SVD lowers the residue's maximum, the more the shorter the MTT; the correction divides
+    by what it does to a noiseless exponential residue of the voxel's MTT."""
+    for method in ("bcsvd", "osvd"):
+        ratios = {}
+        for corrected in (True, False):
+            cbf = _block_means(quiet, _maps(quiet, method=method, cbf_correction=corrected)["CBF"])
+            ratios[corrected] = cbf / _block_means(quiet, quiet.cbf)
+        assert 0.9 < np.median(ratios[True]) < 1.1, method
+        assert np.median(ratios[False]) < 0.85, method
+        shortest = _block_means(quiet, quiet.mtt) < 4  # where truncation costs most
+        assert np.abs(ratios[True][shortest] - 1).mean() < np.abs(ratios[False][shortest] - 1).mean() / 2
+
+
+@given(
+    level=st.floats(-50, 150),
+    apart=st.lists(st.tuples(st.integers(0, 15), st.integers(0, 15), st.floats(-1000, 3000)), max_size=40),
+)
+@settings(max_examples=40, deadline=None)
+def test_voxels_kept_apart_do_not_bleed_into_smoothing(
+    level: float, apart: list[tuple[int, int, float]]
+) -> None:
+    from strokedata.perfusion.signal import masked_curves
+
+    series = np.full((2, 16, 16, 1), level, dtype=np.float32)
+    flags = np.zeros((16, 16, 1), dtype=bool)
+    for x, y, value in apart:
+        series[:, x, y, 0], flags[x, y, 0] = value, True
+    mask = np.ones((16, 16, 1), dtype=bool)
+    curves = masked_curves(series, mask, (1.0, 1.0, 5.0), 2.0, apart=flags[mask])
+    if flags.all():
+        assert np.array_equal(curves, series[:, mask])  # nothing else within reach: each keeps its own
+    else:
+        assert np.allclose(curves, level, atol=1e-3 * max(1.0, abs(level)))
+
+
+def test_an_artery_does_not_spread_into_the_tissue_beside_it(quiet: DigitalPhantom) -> None:
+    """The tissue block above the AIF block: its strip of 3 voxels along the artery against its inside."""
+    x, y = quiet.aif_block[0], slice(quiet.aif_block[1].start - 3, quiet.aif_block[1].start)
+    inside = (x, slice(quiet.aif_block[1].start - 9, quiet.aif_block[1].start - 6))
+    excess = {}
+    for vessel_cbv in (10.0, None):
+        cbv = _maps(quiet, vessel_cbv=vessel_cbv)["CBV"]
+        excess[vessel_cbv] = cbv[x, y].mean() / cbv[inside].mean() - 1
+    assert abs(excess[10.0]) < 0.1
+    assert excess[None] > 0.5  # smoothed with the artery's 300 HU, as before vessels were kept apart
+
+
+def test_the_aif_leaves_out_the_diluted_rims_of_arteries(quiet: DigitalPhantom) -> None:
+    """An artery whose outer two voxels show 30% of its enhancement (partial volume with tissue)."""
+    series = np.moveaxis(quiet.ctp, -1, 0).astype(np.float32)
+    rim = np.zeros(quiet.cbf.shape, dtype=bool)
+    rim[quiet.aif_block[0], quiet.aif_block[1], :] = True
+    rim &= ~ndimage.binary_erosion(rim, np.ones((5, 5, 1)))
+    base = series[:3].mean(axis=0)
+    series[:, rim] = base[rim] + 0.3 * (series[:, rim] - base[rim])
+    settings = PerfusionSettings(vof=False)
+    result = perfusion_maps(series, quiet.interval, SPACING, settings)
+    whole = perfusion_maps(np.moveaxis(quiet.ctp, -1, 0), quiet.interval, SPACING, settings)
+    assert result.record["aif"]["peak_hu"] == pytest.approx(whole.record["aif"]["peak_hu"], rel=0.05)
+    cbv = _block_means(quiet, result.maps["CBV"]) / _block_means(quiet, quiet.cbv)
+    assert 0.85 < np.median(cbv) < 1.1

@@ -3,18 +3,20 @@
 Steps: checks (``signal.check_series``); sub-millimetre voxels binned in-plane (``analysis_mm``);
 brain mask on the mean of the first two frames; the bolus's arrival, from the large vessels' mean
 curve, and the baseline (the frames before it; for a tissue voxel on to its own rise,
-``signal.tissue_concentration``); the AIF (``aif``), automatic or from a mask, scaled by a VOF; each tissue
-curve smoothed in-plane and in time, its baseline subtracted, deconvolved (``deconvolution``), in
-chunks of voxels.
+``signal.tissue_concentration``); the AIF (``aif``), automatic or from a mask, scaled by a VOF; each
+tissue curve smoothed in-plane (vessels and fluid kept apart) and in time, its baseline subtracted,
+deconvolved (``deconvolution``), in chunks of voxels.
 
 Maps (kappa = (1 - Hct_large) / ((1 - Hct_small) x density)):
-CBF = 6000 kappa max k(t) (ml/100 g/min); CBV = 100 kappa area(tissue) / area(AIF) (ml/100 g);
-MTT = 60 CBV / CBF (s); TMAX = the time of k's maximum (s, refined between samples by a parabola;
-a maximum in the second half of a circulant residue is a negative delay, given as 0), less the shift
-the method itself gives an undelayed residue of that MTT with this AIF (``tmax_shifts``; 2 s for
-most MTTs on the digital phantom, 4-6 s at MTT 24 s), unless ``tmax_correction`` is off; TTP = the time
-of the tissue curve's maximum from the first frame (s). Outside the brain mask, in vessels (CBV
-above ``vessel_cbv``) and in fluid (a pre-contrast mean below ``csf_hu``), every map is 0.
+CBF = 6000 kappa max k(t) (ml/100 g/min), divided by the maximum the method gives a noiseless
+exponential residue of the voxel's MTT (``reference_bias``) unless ``cbf_correction`` is off;
+CBV = 100 kappa area(tissue) / area(AIF) (ml/100 g); MTT = 60 CBV / CBF (s); TMAX = the time of k's
+maximum (s, refined between samples by a parabola; a maximum in the second half of a circulant
+residue is a negative delay, given as 0), less the shift the method itself gives an undelayed residue
+of the measured MTT with this AIF (``reference_bias``; 2 s for most MTTs on the digital phantom, 4-6 s
+at MTT 24 s), unless ``tmax_correction`` is off; TTP = the time of the tissue curve's maximum from the
+first frame (s). Outside the brain mask, in vessels (a peak or a CBV that only blood gives, above
+``vessel_cbv``) and in fluid (a pre-contrast mean below ``csf_hu``), every map is 0.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def _peak_time(curves: np.ndarray, interval: float) -> tuple[np.ndarray, np.ndar
 
 
 REFERENCE_MTT = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 24.0, 30.0])
-"""MTTs (s) of the reference residues that measure the method's Tmax shift (``tmax_shifts``)."""
+"""MTTs (s) of the reference residues that measure the method's CBF loss and Tmax shift."""
 
 
 def _circulant_peak(k: np.ndarray, frames: int, interval: float) -> tuple[np.ndarray, np.ndarray]:
@@ -94,22 +96,21 @@ def _circulant_peak(k: np.ndarray, frames: int, interval: float) -> tuple[np.nda
     return np.maximum(times - frames * interval, 0.0), peak
 
 
-def tmax_shifts(
+def reference_bias(
     arterial: np.ndarray, interval: float, settings: PerfusionSettings
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return (``REFERENCE_MTT``, how late the method puts the maximum of an undelayed exponential
-    residue of each, deconvolved from its noiseless curve with this AIF, s): truncating the small
-    singular values smooths the residue's sharp start, moving its maximum later, the more so the longer
-    the MTT. Voxels are looked up by their measured MTT on the true MTT's axis; looked up on the
-    references' measured MTTs instead (a reviewer's suggestion, since the method lengthens MTT) the
-    Tmax error grew on every phantom (docs/perfusion.md), so the noisy tissue's MTT is nearer the truth
-    than a noiseless reference's."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (``REFERENCE_MTT``; the maximum the method gives the residue of an undelayed exponential
+    residue of each, whose true maximum is 1; how late it puts that maximum, s), each residue
+    deconvolved from its noiseless tissue curve with this AIF. Truncating the small singular values
+    smooths the residue's sharp start: its maximum comes lower (CBF underestimated, the more the shorter
+    the MTT) and later (Tmax lengthened, the more the longer the MTT)."""
     frames = len(arterial)
     times = np.arange(frames) * interval
     shapes = np.exp(-times[:, None] / REFERENCE_MTT[None, :])
     curves = (convolution_matrix(arterial, interval) @ shapes).astype(np.float32)
     k = residues(curves, arterial, interval, settings.method, settings.threshold, settings.oscillation_index)
-    return REFERENCE_MTT.copy(), np.asarray(_circulant_peak(k, frames, interval)[0], dtype=np.float64)
+    late, peak = _circulant_peak(k, frames, interval)
+    return REFERENCE_MTT.copy(), np.asarray(peak, dtype=np.float64), np.asarray(late, dtype=np.float64)
 
 
 def _voxel_record(function: InputFunction | None, points: np.ndarray, interval: float) -> Any:
@@ -125,6 +126,26 @@ def _voxel_record(function: InputFunction | None, points: np.ndarray, interval: 
         "peak_s": round(function.peak_frame * interval, 3),
         "curve_hu": [round(float(value), 2) for value in function.curve],
     }
+
+
+def _mtt(cbf: np.ndarray, cbv: np.ndarray) -> np.ndarray:
+    """Return MTT = 60 CBV / CBF (s), float32; 0 where CBF is not positive."""
+    return np.where(cbf > 0, 60 * cbv / np.where(cbf > 0, cbf, 1), 0).astype(np.float32)
+
+
+def _enhancing_vessels(
+    concentration: np.ndarray, arterial: np.ndarray, settings: PerfusionSettings
+) -> np.ndarray:
+    """Return, per voxel of ``concentration`` (frames, voxels, smoothed in time), whether its peak
+    alone proves a CBV above ``settings.vessel_cbv``: tissue's curve is CBV / (100 kappa) times the
+    ``arterial`` curve convolved with a transport function of area 1, so it never peaks above that
+    fraction of the AIF's peak. These voxels are kept out of the spatial smoothing (an artery's 300 HU
+    would spread into the tissue around it) and every map is 0 there. All False when ``vessel_cbv``
+    is None."""
+    if settings.vessel_cbv is None:
+        return np.zeros(concentration.shape[1], dtype=bool)
+    limit = settings.vessel_cbv / (100 * settings.kappa) * float(arterial.max())
+    return np.asarray(concentration.max(axis=0) > limit)
 
 
 def _given_curve(series: np.ndarray, given: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,10 +215,11 @@ def _analysed(
     arrival, _ = bolus_arrival(raw)
     fluid = raw[:arrival].mean(axis=0) < settings.csf_hu
     sigma_frames = settings.temporal_sigma_s / interval
+    smoothed = smooth_in_time(raw, sigma_frames)
+    peaks = smoothed.max(axis=0)
+    concentration = smoothed - raw[:arrival].mean(axis=0, keepdims=True)
+    del raw, smoothed
     if given is None:
-        smoothed = smooth_in_time(raw, sigma_frames)
-        peaks = smoothed.max(axis=0)
-        concentration = smoothed - raw[:arrival].mean(axis=0, keepdims=True)
         aif = select_aif(concentration, peaks)
         vof = select_vof(concentration, aif, peaks) if settings.vof else None
     else:
@@ -205,10 +227,11 @@ def _analysed(
         aif = InputFunction(curve, np.empty(0, dtype=np.intp))
         check_aif(aif, frames)
         vof = None
-    del raw
     scale = partial_volume_scale(aif, vof, interval)
     arterial = aif.curve * scale
-    tissue = masked_curves(series, mask, spacing, settings.spatial_sigma_mm)
+    vessels = _enhancing_vessels(concentration, arterial, settings)
+    del concentration
+    tissue = masked_curves(series, mask, spacing, settings.spatial_sigma_mm, apart=vessels | fluid)
     tissue = tissue_concentration(tissue, arrival, sigma_frames)
     values = {name: np.zeros(len(where), dtype=np.float32) for name in MAP_NAMES}
     aif_area = float(np.trapezoid(arterial, dx=interval))
@@ -230,12 +253,18 @@ def _analysed(
         values["TMAX"][part] = tmax
         values["TTP"][part] = _peak_time(curves, interval)[0]
     cbf, cbv = values["CBF"], values["CBV"]
-    values["MTT"] = np.where(cbf > 0, 60 * cbv / np.where(cbf > 0, cbf, 1), 0).astype(np.float32)
-    shifts = tmax_shifts(arterial, interval, settings) if settings.tmax_correction else None
-    if shifts is not None:
-        shift = np.interp(values["MTT"], shifts[0], shifts[1])
+    values["MTT"] = _mtt(cbf, cbv)
+    bias = reference_bias(arterial, interval, settings)
+    if settings.tmax_correction:  # on the measured MTT: see reference_bias
+        shift = np.interp(values["MTT"], bias[0], bias[2])
         values["TMAX"] = np.maximum(values["TMAX"] - shift, 0).astype(np.float32)
-    vessels = np.zeros(len(where), dtype=bool) if settings.vessel_cbv is None else cbv > settings.vessel_cbv
+    if settings.cbf_correction:  # a measured MTT is MTT / peak: the factor is looked up on that axis
+        order = np.argsort(bias[0] / bias[1], kind="stable")
+        factor = np.interp(values["MTT"], (bias[0] / bias[1])[order], bias[1][order])
+        values["CBF"] = (cbf / factor).astype(np.float32)
+        values["MTT"] = _mtt(values["CBF"], cbv)
+    if settings.vessel_cbv is not None:
+        vessels |= cbv > settings.vessel_cbv
     excluded = vessels | fluid
     maps = {}
     for name, value in values.items():
@@ -255,8 +284,9 @@ def _analysed(
         "aif": _voxel_record(aif, aif_points, interval),
         "vof": None if vof is None else _voxel_record(vof, where[vof.voxels], interval),
         "partial_volume_scale": round(scale, 4),
-        "tmax_shift_s": None
-        if shifts is None
-        else [[round(float(mtt), 3), round(float(late), 3)] for mtt, late in zip(*shifts, strict=True)],
+        "reference_residues": [
+            {"mtt_s": round(float(mtt), 3), "peak": round(float(peak), 4), "late_s": round(float(late), 3)}
+            for mtt, peak, late in zip(*bias, strict=True)
+        ],
     }
     return result

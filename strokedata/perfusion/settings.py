@@ -73,6 +73,12 @@ class PerfusionSettings(BaseModel):
         description="subtract from Tmax the shift the truncation gives an undelayed residue of the voxel's "
         "MTT (docs/perfusion.md); false: the raw time of the residue's maximum",
     )
+    cbf_correction: bool = Field(
+        default=True,
+        description="divide CBF by the maximum the method gives an undelayed exponential residue of the "
+        "voxel's MTT, whose true maximum is 1 (docs/perfusion.md): truncation lowers short MTTs' CBF most; "
+        "false: the residue's maximum as measured",
+    )
     vof: bool = Field(default=True, description="scale the AIF by a venous output function (partial volume)")
 
     @model_validator(mode="after")

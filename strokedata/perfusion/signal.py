@@ -112,11 +112,17 @@ def tissue_concentration(curves: np.ndarray, arrival: int, sigma_frames: float) 
 
 
 def masked_curves(
-    series: np.ndarray, mask: np.ndarray, spacing: tuple[float, float, float], sigma_mm: float
+    series: np.ndarray,
+    mask: np.ndarray,
+    spacing: tuple[float, float, float],
+    sigma_mm: float,
+    apart: np.ndarray | None = None,
 ) -> np.ndarray:
     """Return the curves (frames, mask voxels) of ``series`` (frames, x, y, z), float32, each frame first
     smoothed within its slices by a Gaussian of ``sigma_mm`` inside ``mask`` only (normalised
-    convolution: voxels outside do not bleed in). Slices are left apart: CTP slices are thick."""
+    convolution: voxels outside do not bleed in). ``apart`` (one flag per mask voxel: vessels, fluid)
+    marks voxels that do not bleed into their neighbours either; such a voxel with no other voxel
+    within reach keeps its own curve. Slices are left apart: CTP slices are thick."""
     curves = np.empty((len(series), int(mask.sum())), dtype=np.float32)
     if sigma_mm <= 0:
         for index, frame in enumerate(series):
@@ -124,10 +130,16 @@ def masked_curves(
         return curves
     sigma = (sigma_mm / spacing[0], sigma_mm / spacing[1], 0.0)
     weight = mask.astype(np.float32)
+    if apart is not None:
+        weight[mask] = ~apart
     norm = ndimage.gaussian_filter(weight, sigma, truncate=3.0)[mask]
+    alone = norm < 1e-3  # nothing that may bleed within reach
+    norm[alone] = 1.0
     for index, frame in enumerate(series):
         smoothed = ndimage.gaussian_filter(frame.astype(np.float32) * weight, sigma, truncate=3.0)
         curves[index] = smoothed[mask] / norm
+        if alone.any():
+            curves[index, alone] = frame[mask][alone]
     return curves
 
 
