@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli import render, render_bench, zoo_commands
+from cli import render, render_bench, run_command, zoo_commands
 from cli.app import make_app, run
 from cli.errors import EXIT_USAGE, check_outputs, library_errors
 from cli.options import SchedulerOption, cluster_executor
@@ -307,6 +307,7 @@ def schema(
 
 
 zoo_commands.register(app)
+app.command()(run_command.run)
 
 
 def main() -> None:

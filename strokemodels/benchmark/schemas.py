@@ -1,5 +1,5 @@
 """JSON Schemas of the benchmark's files: one CSV row of each predictions and truth file, the reports, a
-zoo model's spec and a training run's record.
+zoo model's spec, a training run's record and the summary of ``strokebench run``.
 
 A row schema describes one CSV row as an object whose cells are typed as a CSV reader with type
 inference gives them (numbers as numbers); ``additionalProperties: false`` mirrors the refusal of
@@ -18,6 +18,7 @@ from strokemodels.benchmark.files import Kind, columns
 from strokemodels.benchmark.leaderboard import LeaderboardEntry
 from strokemodels.benchmark.scoring import ScoreReport
 from strokemodels.benchmark.tasks import TASKS, TaskCard
+from strokemodels.report.summary import RunSummary
 from strokemodels.spec import ModelSpec
 from strokemodels.training.run import RunRecord
 
@@ -72,6 +73,7 @@ def benchmark_schemas() -> dict[str, dict[str, Any]]:
         ("leaderboard-entry.schema.json", LeaderboardEntry),
         ("model-spec.schema.json", ModelSpec),
         ("run.schema.json", RunRecord),
+        ("run-summary.schema.json", RunSummary),
     ):
         schemas[file_name] = model.model_json_schema(mode="serialization")
     return schemas
