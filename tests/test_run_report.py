@@ -146,6 +146,8 @@ def test_an_invalid_dataset_stops_before_training_with_its_findings(tmp_path: Pa
     assert not list((tmp_path / "run").glob("work/train-*"))  # nothing trained
     result = runner.invoke(app, ["run", str(data), "--out", str(tmp_path / "cli"), "--jobs", "1"])
     assert result.exit_code == 1 and victim.name in result.output and "nothing was trained" in result.output
+    inside = runner.invoke(app, ["run", str(data), "--out", str(data / "run"), "--jobs", "1"])
+    assert inside.exit_code == 2 and "inside the dataset" in inside.output and not (data / "run").exists()
 
 
 @pytest.mark.skipif(browser.chromium() is None, reason="chromium is not installed (.ci/run installs it)")

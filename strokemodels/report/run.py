@@ -63,6 +63,10 @@ class Sources:
     has_test: bool
 
 
+class RunFolderError(StrokedataError):
+    """The run folder cannot be used for this dataset (it lies inside it)."""
+
+
 class RunStopped(StrokedataError):
     """The dataset did not pass validation: the run stops before training; ``report`` holds why."""
 
@@ -297,6 +301,11 @@ def run_benchmark(
     from strokemodels.training.train import resolve_device
 
     models = chosen_models(options)
+    if options.dataset is not None and options.out.resolve().is_relative_to(options.dataset.resolve()):
+        raise RunFolderError(
+            f"--out {options.out} lies inside the dataset {options.dataset}: the run would write into your "
+            "data; choose a run folder outside it"
+        )
     options.out.mkdir(parents=True, exist_ok=True)
     store = StepStore(options.out)
     generated = options.dataset is None
