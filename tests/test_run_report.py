@@ -163,3 +163,28 @@ def test_the_report_renders_in_chromium_with_nothing_broken_or_fetched(
     assert not outside
     for width, shot in visit.screenshots.items():
         assert shot.startswith(b"\x89PNG") and len(shot) > 10_000, width
+
+
+def test_a_changed_input_changes_the_key_and_the_step_runs_again(tmp_path: Path) -> None:
+    from strokemodels.report.store import StepStore, folder_key
+
+    data = tmp_path / "data"
+    (data / "p1").mkdir(parents=True)
+    (data / "p1" / "image.nii").write_bytes(b"0" * 10)
+    store, calls = StepStore(tmp_path / "run"), []
+
+    def work() -> dict[str, object]:
+        calls.append(1)
+        return {"n": len(calls)}
+
+    first = folder_key(data)
+    assert store.once("validate", first, work) == ({"n": 1}, True)
+    assert store.once("validate", folder_key(data), work) == ({"n": 1}, False)  # unchanged: skipped
+    (data / "p1" / "image.nii").write_bytes(b"0" * 11)  # a changed file
+    assert folder_key(data) != first and store.once("validate", folder_key(data), work) == ({"n": 2}, True)
+    (data / "p2").mkdir()
+    (data / "p2" / "patient.json").write_text("{}")  # an added patient
+    assert store.once("validate", folder_key(data), work)[1]
+    output = tmp_path / "out.json"
+    assert store.once("split", "k", work, unless_missing=output)[1]
+    assert store.once("split", "k", work, unless_missing=output)[1]  # its output is gone: made again

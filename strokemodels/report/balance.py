@@ -64,9 +64,7 @@ def _train_options(model: str, budget: str) -> str:
     return "".join(parts)
 
 
-def reproduce(
-    task: str, plan: TaskPlan, context: Any, parameters: dict[str, dict[str, object]], unlabelled: list[str]
-) -> list[str]:
+def reproduce(task: str, plan: TaskPlan, context: Any, parameters: dict[str, dict[str, object]]) -> list[str]:
     """Return the commands that make each step of ``task`` by hand, on a dataset called DATASET, in a
     folder of the user's (the run's own work folders are named by their inputs' keys)."""
     protocol = PROTOCOLS[task]
@@ -82,17 +80,18 @@ def reproduce(
         )
     for spec in plan.models:
         data = source if spec.pipeline == "none" else f"{task}-{spec.pipeline}"
-        folds = "--all-folds" if protocol.folds else ""
+        folds = " --all-folds" if protocol.folds else ""
         stage = f" --stage1 runs/{spec.stage_of}" if spec.stage_of else ""
         commands.append(
             f"strokebench train --task {task} --model {spec.name} --dataset {data} "
-            f"--split {task}-split.json {folds}{_train_options(spec.name, context.budget)} "
+            f"--split {task}-split.json{folds}{_train_options(spec.name, context.budget)} "
             f"--seed {context.seed}{stage} --out runs/{spec.name}"
         )
         if protocol.has_test:
+            skip = " --skip-empty-slices" if spec.sample == "slice" else ""
             commands.append(
                 f"strokebench predict --run runs/{spec.name} --dataset {data} --split {task}-split.json "
-                f"--partition test --out {spec.name}.csv"
+                f"--partition test{skip} --out {spec.name}.csv"
             )
             where = f"--dataset {data} --split {task}-split.json --partition test"
         else:

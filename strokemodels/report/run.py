@@ -237,7 +237,7 @@ def run_task(
     card, protocol = TASKS[task], PROTOCOLS[task]
     if not specs:
         return _not_served(task, "no model of this task was chosen (--models)"), {}
-    truth, unlabelled = truth_from_dataset(task, dataset, jobs=context.jobs)
+    truth, _ = truth_from_dataset(task, dataset, jobs=context.jobs)
     loaded = load_dataset(dataset)
     manifests = [m for m in loaded if m.patient_id in truth.values]
     if not manifests:
@@ -286,7 +286,7 @@ def run_task(
         models=results,
         left_out=plan.left_out,
         leaderboard=task_leaderboard(task, task_dir, results),
-        commands=reproduce(task, plan, context, parameters, unlabelled),
+        commands=reproduce(task, plan, context, parameters),
     )
     return result, sources
 

@@ -16,7 +16,7 @@ from typing import Any
 from strokedata.executor import Executor, Progress
 from strokedata.io import atomic_write_text
 from strokedata.splits import SplitError, make_split, read_split, write_split
-from strokemodels.benchmark.leaderboard import entries_from, leaderboard
+from strokemodels.benchmark.leaderboard import LeaderboardRow, entries_from, leaderboard
 from strokemodels.benchmark.scoring import ScoreReport, score_files
 from strokemodels.report.plan import PROTOCOLS, Budget, pipeline_parameters, training_parameters
 from strokemodels.report.store import StepStore, digest, file_key, folder_key
@@ -305,16 +305,12 @@ def _number(text: str | None) -> float | None:
     return float(f"{value:.6g}") if math.isfinite(value) else None
 
 
-def task_leaderboard(task: str, task_dir: Path, results: list[ModelResult]) -> list[Any]:
+def task_leaderboard(task: str, task_dir: Path, results: list[ModelResult]) -> list[LeaderboardRow]:
     """Return the leaderboard rows of the task's scored models beside its published baselines, and
     write the entries to ``task_dir/leaderboard.jsonl`` (``strokebench leaderboard --leaderboard``)."""
     entries = []
     for result in results:
-        entries.extend(entries_from([result.score], result.model, context_path(task_dir, result)))
+        predictions = task_dir / "predictions" / f"{result.model}.csv"
+        entries.extend(entries_from([result.score], result.model, predictions))
     atomic_write_text(task_dir / "leaderboard.jsonl", "".join(e.model_dump_json() + "\n" for e in entries))
     return leaderboard(task, entries)
-
-
-def context_path(task_dir: Path, result: ModelResult) -> Path:
-    """Return the predictions file of ``result`` in ``task_dir``."""
-    return task_dir / "predictions" / f"{result.model}.csv"
