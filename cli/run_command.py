@@ -19,7 +19,10 @@ def _names(text: str | None, known: list[str], option: str) -> tuple[str, ...] |
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if known and name not in known]
     if not names or unknown:
-        raise typer.BadParameter(f"{option} '{text}': choose among {', '.join(known)}")
+        raise typer.BadParameter(
+            f"{option} '{text}': choose among {', '.join(known)}"
+            + (", or all" if option == "--models" else "")
+        )
     return names
 
 
@@ -43,13 +46,13 @@ def run(
     budget: Annotated[
         str, typer.Option(help="quick (few epochs, small inputs) or paper (each paper's recipe).")
     ] = "quick",
-    strict: Annotated[bool, typer.Option("--strict", help="Stop on validation warnings too.")] = False,
-    allow_warnings: Annotated[
+    strict: Annotated[
         bool,
         typer.Option(
-            "--allow-warnings", help="Go on despite validation warnings: the default, unless --strict."
+            "--strict/--allow-warnings",
+            help="--strict stops on validation warnings too; --allow-warnings (the default) goes on.",
         ),
-    ] = True,
+    ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[
         int, typer.Option(min=0, help="Seed of the phantoms, splits, training and bootstrap.")

@@ -378,3 +378,45 @@ def test_the_aif_leaves_out_the_diluted_rims_of_arteries(quiet: DigitalPhantom) 
     assert result.record["aif"]["peak_hu"] == pytest.approx(whole.record["aif"]["peak_hu"], rel=0.05)
     cbv = _block_means(quiet, result.maps["CBV"]) / _block_means(quiet, quiet.cbv)
     assert 0.85 < np.median(cbv) < 1.1
+
+
+@given(level=st.floats(0, 80), noise=st.floats(1, 30), seed=st.integers(0, 2**16))
+@settings(max_examples=25, deadline=None)
+def test_the_noise_estimate_reads_white_noise_whatever_each_voxels_level(
+    level: float, noise: float, seed: int
+) -> None:
+    from strokedata.perfusion.signal import noise_hu
+
+    generator = np.random.default_rng(seed)
+    levels = level + generator.uniform(-30, 30, 4000)  # tissue of many baselines
+    curves = levels[None, :] + generator.normal(0, noise, (6, 4000))
+    assert noise_hu(curves, 5) == pytest.approx(noise, rel=0.1)
+
+
+def test_apart_voxels_with_nothing_else_in_reach_keep_their_own_curves() -> None:
+    from strokedata.perfusion.signal import masked_curves
+
+    series = np.random.default_rng(1).normal(40, 10, (3, 24, 24, 2)).astype(np.float32)
+    mask = np.ones((24, 24, 2), dtype=bool)
+    flags = np.zeros((24, 24, 2), dtype=bool)
+    flags[:, :, 1] = True  # a whole slice of vessels: nothing in it may be smoothed
+    flags[5, 5, 0] = True  # one vessel among tissue: it takes its neighbours' smoothed value
+    curves = masked_curves(series, mask, (1.0, 1.0, 5.0), 2.0, apart=flags[mask])
+    volume = np.zeros((3, 24, 24, 2), dtype=np.float32)
+    volume[:, mask] = curves
+    assert np.array_equal(volume[..., 1], series[..., 1])
+    neighbours = series[:, 3:8, 3:8, 0].mean(axis=(1, 2))
+    assert np.allclose(volume[:, 5, 5, 0], neighbours, atol=3.0)  # near its neighbours, not its own
+    assert not np.allclose(volume[:, 5, 5, 0], series[:, 5, 5, 0])
+
+
+def test_the_cbf_correction_leaves_noise_length_mtts_alone() -> None:
+    from strokedata.perfusion.maps import _cbf_factor
+
+    bias = (np.array([1.0, 4.0, 30.0]), np.array([0.3, 0.6, 0.95]), np.zeros(3))
+    mtt = np.array([0.0, 2.0, 1 / 0.3, 8.0, 4 / 0.6, 40.0, 8.0])
+    cbv = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0])
+    factor = _cbf_factor(mtt, cbv, bias)
+    assert factor[0] == factor[1] == 1.0  # shorter than the 1 s reference measures: noise
+    assert factor[2] == pytest.approx(0.3) and factor[4] == pytest.approx(0.6)
+    assert 0.6 < factor[3] < 0.95 and factor[5] == 1.0 and factor[6] == 1.0  # beyond 30 s; no CBV

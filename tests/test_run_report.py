@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from cli.strokebench_app import app
 from strokedata.phantoms import generate_dataset, preset
 from strokemodels.benchmark.leaderboard import PUBLISHED
+from strokemodels.errors import ZooError
 from strokemodels.report import RunOptions, RunStopped, RunSummary, run_benchmark, task_steps
 from tests import browser
 
@@ -97,6 +98,8 @@ def test_a_rerun_skips_every_step_and_writes_the_same_bytes(demo: tuple[Path, Ru
     assert {name: (out / name).read_bytes() for name in OUTPUTS} == before
     assert [run.stat().st_mtime_ns for run in runs] == stamps  # nothing trained again
     assert not any(message.startswith("generating") for message in messages)
+    for work in ("pipeline", "training", "predicting", "scoring"):
+        assert not any(work in message for message in messages), messages
 
 
 def test_an_interrupted_run_resumes_to_the_bytes_of_an_uninterrupted_one(
@@ -186,5 +189,52 @@ def test_a_changed_input_changes_the_key_and_the_step_runs_again(tmp_path: Path)
     (data / "p2" / "patient.json").write_text("{}")  # an added patient
     assert store.once("validate", folder_key(data), work)[1]
     output = tmp_path / "out.json"
+    output.write_text("{}")
     assert store.once("split", "k", work, unless_missing=output)[1]
+    assert not store.once("split", "k", work, unless_missing=output)[1]  # done, its output there
+    output.unlink()
     assert store.once("split", "k", work, unless_missing=output)[1]  # its output is gone: made again
+
+
+def test_a_pipeline_failing_for_a_patient_of_the_split_leaves_the_model_out_with_the_patient(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    data = generate_dataset(tmp_path / "data", 12, preset("tiny"), seed=5, jobs=1)
+    manifest = json.loads((data / "p00003" / "patient.json").read_text())
+    del manifest["images"]["NCCT"]  # the recanalization pipeline reads NCCT and CTA
+    (data / "p00003" / "patient.json").write_text(json.dumps(manifest))
+    (data / "p00003" / "ncct.nii.gz").unlink()
+    (result,) = run_benchmark(
+        _options(
+            tmp_path / "run", dataset=data, tasks=("recanalization",), models=("majority-recanalization",)
+        )
+    ).tasks
+    assert not result.served
+    assert "p00003" in result.left_out["majority-recanalization"]
+    assert "recanalization pipeline" in result.left_out["majority-recanalization"]
+    assert str(tmp_path) not in (tmp_path / "run" / "summary.json").read_text()  # no path of the run
+
+
+def test_maps_only_the_ctp_holds_are_computed_by_perfusion_first(tmp_path: Path) -> None:
+    config = preset("tiny", modalities=["CTP", "CORE", "NCCT", "BRAIN_MASK"])
+    data = generate_dataset(tmp_path / "data", 12, config, seed=6, jobs=1)
+    (core,) = run_benchmark(
+        _options(tmp_path / "run", dataset=data, tasks=("core",), models=("rcbf-threshold",))
+    ).tasks
+    assert core.served and core.perfusion and core.models[0].score.n == 12
+    assert core.commands[0].startswith("strokedata perfusion DATASET")
+
+
+def test_another_phantom_count_in_the_same_run_folder_gets_its_own_cohort(tmp_path: Path) -> None:
+    settings = {"tasks": ("core",), "models": ("rcbf-threshold",)}
+    first = run_benchmark(_options(tmp_path / "run", phantoms=8, **settings))
+    second = run_benchmark(_options(tmp_path / "run", phantoms=9, **settings))
+    assert (first.cohort.patients, second.cohort.patients) == (8, 9)
+    assert sorted(p.name for p in (tmp_path / "run" / "data").iterdir()) == [
+        "phantoms-8-seed0",
+        "phantoms-9-seed0",
+    ]
+    with pytest.raises(ZooError, match="add clot-regions to --tasks"):
+        run_benchmark(_options(tmp_path / "run", tasks=("core",), models=("cnn4",)))

@@ -1,9 +1,10 @@
 """Arterial input and venous output functions, selected automatically or given as a mask.
 
 Automatic AIF (``select_aif``), on concentration curves of the brain-mask voxels:
-1. candidates: the voxels whose peak enhancement is among the highest ``AIF_CANDIDATES`` (5%; at least
-   ``MIN_VOXELS``): large vessels enhance most (arteries and veins: partial volume can lower the
-   arteries below the veins, so the pool is wide enough to hold both);
+1. candidates: of the voxels that enhance (by 10 HU), those whose peak (before the baseline) is
+   among the highest ``AIF_CANDIDATES`` (5% of the brain; at least ``MIN_VOXELS``): large vessels
+   enhance most (arteries and veins: partial volume can lower the arteries below the veins, so the
+   pool is wide enough to hold both);
 2. early and narrow: of those, the ones whose time to peak is at most the candidates' 25th percentile
    plus one frame, and whose width at half maximum is at most the candidates' median: arterial
    curves come first and pass quickly (veins and vessels beyond a clot peak later and wider);
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from strokedata.perfusion.signal import PerfusionError
+from strokedata.perfusion.signal import MIN_BOLUS_HU, PerfusionError
 
 AIF_CANDIDATES = 0.05
 """The fraction of brain voxels, by peak enhancement, among which arteries are sought."""
@@ -117,12 +118,17 @@ def _whole_arteries(curves: np.ndarray) -> np.ndarray:
 
 def select_aif(curves: np.ndarray, peaks: np.ndarray) -> InputFunction:
     """Return the automatic AIF of concentration ``curves`` (frames, brain voxels) (module docstring),
-    candidates ranked by ``peaks``: each voxel's highest value in HU before its baseline is subtracted.
-    Ranked on the baseline-subtracted peak, the voxels whose baseline frames happen to be noisy low
-    would be chosen, and their curves (too high by that offset at every frame) would inflate the AIF's
-    area: 10% at 10 HU of noise on the digital phantom. PerfusionError when no plausible AIF is found."""
-    count = min(curves.shape[1], max(MIN_VOXELS, round(AIF_CANDIDATES * curves.shape[1])))
-    candidates = np.sort(_highest(peaks, count))
+    candidates ranked by ``peaks``: each voxel's highest value in HU before its baseline is subtracted,
+    among the voxels that enhance by ``MIN_BOLUS_HU``: a bright voxel that does not enhance (bone's
+    partial volume at the brain's edge) is no artery, and its flat curve, peaking in its first frame,
+    looked early (a tiny phantom lost its AIF to them: 6 HU). Ranked on the baseline-subtracted
+    peak, the voxels whose baseline frames happen to be noisy low would be chosen, and their curves
+    (too high by that offset at every frame) would inflate the AIF's area: 10% at 10 HU of noise on the
+    digital phantom. PerfusionError when no plausible AIF is found."""
+    enhancing = np.flatnonzero(curves.max(axis=0) >= MIN_BOLUS_HU)
+    pool = enhancing if len(enhancing) >= MIN_VOXELS else np.arange(curves.shape[1])
+    count = min(len(pool), max(MIN_VOXELS, round(AIF_CANDIDATES * curves.shape[1])))
+    candidates = np.sort(pool[_highest(peaks[pool], count)])
     chosen = curves[:, candidates]
     ttp = np.argmax(chosen, axis=0)
     width = _half_width(chosen)

@@ -43,7 +43,9 @@ from strokedata.perfusion.signal import (
     brain_mask,
     check_series,
     masked_curves,
+    noise_hu,
     smooth_in_time,
+    smoothed_noise,
     tissue_concentration,
     unbin,
 )
@@ -128,23 +130,41 @@ def _voxel_record(function: InputFunction | None, points: np.ndarray, interval: 
     }
 
 
+def _cbf_factor(mtt: np.ndarray, cbv: np.ndarray, bias: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Return the factor each voxel's CBF is divided by: the reference peak at its measured ``mtt``,
+    looked up on the axis the method measures (a reference of MTT m measures m / peak); 1 (no
+    correction) outside the references' measured range or where CBV is not positive: a measured MTT
+    shorter than the 1 s reference's is noise, and the largest factor must not land on it."""
+    reference, peak = bias[0], np.maximum(bias[1], 1e-3)
+    axis = reference / peak
+    order = np.argsort(axis, kind="stable")
+    inside = (mtt >= axis.min()) & (mtt <= axis.max()) & (cbv > 0)
+    return np.where(inside, np.interp(mtt, axis[order], peak[order]), 1.0)
+
+
 def _mtt(cbf: np.ndarray, cbv: np.ndarray) -> np.ndarray:
     """Return MTT = 60 CBV / CBF (s), float32; 0 where CBF is not positive."""
     return np.where(cbf > 0, 60 * cbv / np.where(cbf > 0, cbf, 1), 0).astype(np.float32)
 
 
+VESSEL_NOISE = 4.0
+"""A vessel's peak must exceed the tissue bound by this many standard deviations of the smoothed noise."""
+
+
 def _enhancing_vessels(
-    concentration: np.ndarray, arterial: np.ndarray, settings: PerfusionSettings
+    concentration: np.ndarray, arterial: np.ndarray, settings: PerfusionSettings, noise: float
 ) -> np.ndarray:
-    """Return, per voxel of ``concentration`` (frames, voxels, smoothed in time), whether its peak
-    alone proves a CBV above ``settings.vessel_cbv``: tissue's curve is CBV / (100 kappa) times the
-    ``arterial`` curve convolved with a transport function of area 1, so it never peaks above that
-    fraction of the AIF's peak. These voxels are kept out of the spatial smoothing (an artery's 300 HU
-    would spread into the tissue around it) and every map is 0 there. All False when ``vessel_cbv``
-    is None."""
+    """Return, per voxel of ``concentration`` (frames, voxels, smoothed in time, with ``noise`` HU of
+    noise left), whether its peak alone proves a CBV above ``settings.vessel_cbv``: tissue's curve is
+    CBV / (100 kappa) times the ``arterial`` curve convolved with a transport function of area 1, so it
+    never peaks above that fraction of the AIF's peak; a peak must pass it by ``VESSEL_NOISE`` noise
+    deviations, so that noise alone does not make tissue a vessel (which would leave the tissue whose
+    noise ran low to be smoothed). These voxels are kept out of the spatial smoothing (an artery's
+    300 HU would spread into the tissue around it) and every map is 0 there. All False when
+    ``vessel_cbv`` is None."""
     if settings.vessel_cbv is None:
         return np.zeros(concentration.shape[1], dtype=bool)
-    limit = settings.vessel_cbv / (100 * settings.kappa) * float(arterial.max())
+    limit = settings.vessel_cbv / (100 * settings.kappa) * float(arterial.max()) + VESSEL_NOISE * noise
     return np.asarray(concentration.max(axis=0) > limit)
 
 
@@ -214,6 +234,7 @@ def _analysed(
     raw = masked_curves(series, mask, spacing, 0.0)
     arrival, _ = bolus_arrival(raw)
     fluid = raw[:arrival].mean(axis=0) < settings.csf_hu
+    noise = noise_hu(raw, arrival)
     sigma_frames = settings.temporal_sigma_s / interval
     smoothed = smooth_in_time(raw, sigma_frames)
     peaks = smoothed.max(axis=0)
@@ -229,7 +250,7 @@ def _analysed(
         vof = None
     scale = partial_volume_scale(aif, vof, interval)
     arterial = aif.curve * scale
-    vessels = _enhancing_vessels(concentration, arterial, settings)
+    vessels = _enhancing_vessels(concentration, arterial, settings, smoothed_noise(noise, sigma_frames))
     del concentration
     tissue = masked_curves(series, mask, spacing, settings.spatial_sigma_mm, apart=vessels | fluid)
     tissue = tissue_concentration(tissue, arrival, sigma_frames)
@@ -255,13 +276,11 @@ def _analysed(
     cbf, cbv = values["CBF"], values["CBV"]
     values["MTT"] = _mtt(cbf, cbv)
     bias = reference_bias(arterial, interval, settings)
-    if settings.tmax_correction:  # on the measured MTT: see reference_bias
+    if settings.tmax_correction:  # measured MTT, true-MTT axis: it measures best (docs/perfusion.md)
         shift = np.interp(values["MTT"], bias[0], bias[2])
         values["TMAX"] = np.maximum(values["TMAX"] - shift, 0).astype(np.float32)
-    if settings.cbf_correction:  # a measured MTT is MTT / peak: the factor is looked up on that axis
-        order = np.argsort(bias[0] / bias[1], kind="stable")
-        factor = np.interp(values["MTT"], (bias[0] / bias[1])[order], bias[1][order])
-        values["CBF"] = (cbf / factor).astype(np.float32)
+    if settings.cbf_correction:
+        values["CBF"] = (cbf / _cbf_factor(values["MTT"], cbv, bias)).astype(np.float32)
         values["MTT"] = _mtt(values["CBF"], cbv)
     if settings.vessel_cbv is not None:
         vessels |= cbv > settings.vessel_cbv

@@ -61,7 +61,9 @@ class PerfusionSettings(BaseModel):
     vessel_cbv: float | None = Field(
         default=10.0,
         gt=0,
-        description="voxels with a CBV above this (ml/100 g) are vessels: every map 0 there; null keeps them",
+        description="vessels (every map 0 there, kept out of the spatial smoothing): voxels whose peak alone "
+        "proves a CBV above this (ml/100 g), by 4 noise deviations, or whose CBV is above it; null keeps "
+        "them, and lets arteries smooth into the tissue around them",
     )
     aif: Literal["auto"] | str = Field(
         default="auto",

@@ -181,3 +181,25 @@ def unbin(volume: np.ndarray, factor: int, shape: tuple[int, int, int]) -> np.nd
     full = np.repeat(np.repeat(volume, factor, axis=0), factor, axis=1)
     pad = ((0, shape[0] - full.shape[0]), (0, shape[1] - full.shape[1]), (0, 0))
     return np.pad(full, pad, mode="edge") if any(p[1] for p in pad) else full
+
+
+def noise_hu(curves: np.ndarray, arrival: int) -> float:
+    """Return the noise (HU, one standard deviation per time point) of ``curves`` (frames, voxels),
+    from the differences between consecutive pre-bolus frames pooled over the voxels (a difference
+    removes each voxel's own level), by their median absolute deviation (robust to the few voxels a
+    bolus or motion reaches early); 0 when there is nothing to measure."""
+    differences = np.diff(curves[:arrival], axis=0).ravel()
+    if differences.size == 0:
+        return 0.0
+    spread = np.median(np.abs(differences - np.median(differences)))
+    return float(1.4826 * spread / np.sqrt(2))
+
+
+def smoothed_noise(noise: float, sigma_frames: float) -> float:
+    """Return the standard deviation left of white noise ``noise`` after ``smooth_in_time``."""
+    if sigma_frames <= 0:
+        return noise
+    impulse = np.zeros(int(8 * sigma_frames) * 2 + 1)
+    impulse[len(impulse) // 2] = 1.0
+    weights = ndimage.gaussian_filter1d(impulse, sigma_frames, mode="constant", truncate=3.0)
+    return float(noise * np.sqrt(np.sum(weights**2)))

@@ -65,39 +65,44 @@ def _train_options(model: str, budget: str) -> str:
 
 
 def reproduce(task: str, plan: TaskPlan, context: Any, parameters: dict[str, dict[str, object]]) -> list[str]:
-    """Return the commands that make each step of ``task`` by hand, on a dataset called DATASET, in a
-    folder of the user's (the run's own work folders are named by their inputs' keys)."""
+    """Return the commands that make each step of ``task`` by hand, on a dataset called DATASET (made
+    by ``context.origin`` when the run generated it), in a folder of the user's (the run's own work
+    folders are named by their inputs' keys)."""
     protocol = PROTOCOLS[task]
-    source = "DATASET-maps" if plan.needs_perfusion else "DATASET"
-    split = f"strokedata split {source} --stratify {' --stratify '.join(protocol.stratify)} "
+    split = f"strokedata split DATASET --stratify {' --stratify '.join(protocol.stratify)} "
     split += f"--test-size {protocol.test_size:g} --seed {context.seed} "
     split += f"--folds {protocol.folds}" if protocol.folds else f"--val-size {protocol.val_size:g}"
-    commands = [f"strokedata perfusion DATASET --out {source}"] if plan.needs_perfusion else []
-    commands.append(f"{split} --missing exclude --out {task}-split.json")
-    for pipeline, given in parameters.items():
-        commands.append(
-            f"strokedata preprocess {source} --task {pipeline} --out {task}-{pipeline}{_assignments(given)}"
-        )
+    commands = [context.origin] if context.origin else []
+    if plan.perfused:
+        commands.append("strokedata perfusion DATASET --out DATASET-maps")
+    commands.append(f"{split} --missing own-stratum --out {task}-split.json")
+    device = f" --device {context.device}"
+    made = set()
     for spec in plan.models:
+        source = "DATASET-maps" if spec.name in plan.perfused else "DATASET"
         data = source if spec.pipeline == "none" else f"{task}-{spec.pipeline}"
+        if spec.pipeline != "none" and (spec.pipeline, source) not in made:
+            made.add((spec.pipeline, source))
+            given = _assignments(parameters.get(spec.pipeline, {}))
+            commands.append(f"strokedata preprocess {source} --task {spec.pipeline} --out {data}{given}")
         folds = " --all-folds" if protocol.folds else ""
         stage = f" --stage1 runs/{spec.stage_of}" if spec.stage_of else ""
         commands.append(
             f"strokebench train --task {task} --model {spec.name} --dataset {data} "
             f"--split {task}-split.json{folds}{_train_options(spec.name, context.budget)} "
-            f"--seed {context.seed}{stage} --out runs/{spec.name}"
+            f"--seed {context.seed}{stage}{device} --out runs/{spec.name}"
         )
         if protocol.has_test:
             skip = " --skip-empty-slices" if spec.sample == "slice" else ""
             commands.append(
                 f"strokebench predict --run runs/{spec.name} --dataset {data} --split {task}-split.json "
-                f"--partition test{skip} --out {spec.name}.csv"
+                f"--partition test{skip}{device} --out {spec.name}.csv"
             )
             where = f"--dataset {data} --split {task}-split.json --partition test"
         else:
             commands.append(
                 f"strokebench predict --run runs/{spec.name}/foldK --dataset {data} "
-                f"--split {task}-split.json --partition foldK --out {spec.name}-foldK.csv"
+                f"--split {task}-split.json --partition foldK{device} --out {spec.name}-foldK.csv"
                 "   # each fold K; then one file with a fold column"
             )
             where = f"--dataset {data}"

@@ -79,7 +79,7 @@ def _panel(panel: Any, task: str, folder: Path, manifest: Any, truth: Any, found
     image = _background(folder, manifest, task)
     weight = masks[0] if masks else None
     if atlas is not None:
-        weight = np.isin(atlas, [index + 1 for index, held in enumerate(truth) if held])
+        weight = np.isin(atlas, [index for index, held in enumerate(truth) if held])  # region k: value k
     shape = image.shape if image is not None else (weight.shape if weight is not None else None)
     if shape is None:
         return
@@ -99,7 +99,7 @@ def _panel(panel: Any, task: str, folder: Path, manifest: Any, truth: Any, found
         for index in range(len(truth)):
             state = (int(truth[index]), int(found[index]))
             if state != (0, 0):
-                colours[atlas[:, :, z] == index + 1] = _REGION_COLOURS[state]
+                colours[atlas[:, :, z] == index] = _REGION_COLOURS[state]
         panel.imshow(np.transpose(colours, (1, 0, 2)), origin="lower")
 
 

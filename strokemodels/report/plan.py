@@ -108,7 +108,8 @@ class TaskPlan:
     task: str
     models: list[ModelSpec] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)
-    needs_perfusion: bool = False
+    perfused: set[str] = field(default_factory=set)
+    """The models that read maps computed from the CTP (``strokedata perfusion``)."""
 
 
 def _missing(spec: ModelSpec, patients: list[PatientManifest]) -> tuple[list[Modality], bool]:
@@ -121,8 +122,8 @@ def _missing(spec: ModelSpec, patients: list[PatientManifest]) -> tuple[list[Mod
 def plan_task(task: str, specs: list[ModelSpec], patients: list[PatientManifest]) -> TaskPlan:
     """Return the plan of ``task`` for the chosen ``specs`` over the task's labelled ``patients``: a
     model whose inputs some patient lacks is left out with the reason, unless the maps it lacks can be
-    computed from every such patient's CTP (``needs_perfusion``); a second stage without its first is
-    left out too."""
+    computed from every such patient's CTP (``perfused``); a second stage without its first is left
+    out too."""
     plan = TaskPlan(task)
     for spec in specs:
         lacking, perfusable = _missing(spec, patients)
@@ -130,7 +131,8 @@ def plan_task(task: str, specs: list[ModelSpec], patients: list[PatientManifest]
             counts = ", ".join(f"{sum(m not in p.images for p in patients)} lack {m.value}" for m in lacking)
             plan.left_out[spec.name] = f"of {len(patients)} labelled patients, {counts}"
             continue
-        plan.needs_perfusion |= perfusable
+        if perfusable:
+            plan.perfused.add(spec.name)
         plan.models.append(spec)
     chosen = {spec.name for spec in plan.models}
     for spec in list(plan.models):

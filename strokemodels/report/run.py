@@ -10,6 +10,7 @@ bytes; a changed input redoes what depends on it.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from strokemodels.report.task_steps import (
     TaskNotServed,
     model_result,
     perfused,
+    placed,
     preprocessed,
     split_of,
     task_leaderboard,
@@ -100,29 +102,36 @@ def _say(on_step: Callable[[str], None] | None, text: str) -> None:
 
 
 def chosen_models(options: RunOptions) -> dict[str, list[ModelSpec]]:
-    """Return the models of each asked task: the defaults, every model ('all') or those named;
-    ZooError for an unknown name."""
+    """Return the models of each asked task (each once): the defaults, every model ('all') or those
+    named; ZooError for an unknown name or a model of a task not asked for."""
+    from strokemodels.errors import ZooError
     from strokemodels.registry import get_model, list_models
 
+    tasks = list(dict.fromkeys(options.tasks))
     if options.models is None:
-        return {task: [get_model(name).spec for name in DEFAULT_MODELS[task]] for task in options.tasks}
+        return {task: [get_model(name).spec for name in DEFAULT_MODELS[task]] for task in tasks}
     if options.models == ("all",):
-        return {task: list_models(task=task) for task in options.tasks}
-    named = [get_model(name).spec for name in options.models]
-    return {task: [spec for spec in named if spec.task == task] for task in options.tasks}
+        return {task: list_models(task=task) for task in tasks}
+    named = [get_model(name).spec for name in dict.fromkeys(options.models)]
+    for spec in named:
+        if spec.task not in tasks:
+            raise ZooError(f"{spec.name} is a {spec.task} model: add {spec.task} to --tasks, or leave it out")
+    return {task: [spec for spec in named if spec.task == task] for task in tasks}
 
 
 def _generated(options: RunOptions, store: StepStore, on_step: Callable[[str], None] | None) -> Path:
-    """Return the built-in phantom cohort of the run, generated into ``out/data/phantoms`` once (a
-    half-written cohort from an interruption is generated again)."""
+    """Return the built-in phantom cohort of the run, generated once into
+    ``out/data/phantoms-<patients>-seed<seed>`` (a half-written cohort from an interruption is generated
+    again; another count or seed gets its own folder)."""
     from strokedata.phantoms import generate_dataset, preset
 
-    root = options.out / "data" / "phantoms"
+    name = f"phantoms-{options.phantoms}-seed{options.seed}"
+    root = options.out / "data" / name
     key = digest({"patients": options.phantoms, "seed": options.seed, "preset": "tiny"})
-    if store.done("phantoms", key) is not None and root.is_dir():
+    if store.done(name, key) is not None and root.is_dir():
         return root
     _say(on_step, f"generating {options.phantoms} phantom patients")
-    partial = options.out / "work" / "phantoms.partial"
+    partial = options.out / "work" / f"{name}.partial"
     if partial.is_dir():
         shutil.rmtree(partial)  # the run's own half-written cohort
     generate_dataset(
@@ -135,7 +144,7 @@ def _generated(options: RunOptions, store: StepStore, on_step: Callable[[str], N
     )
     root.parent.mkdir(parents=True, exist_ok=True)
     partial.rename(root)
-    store.finish("phantoms", key, {})
+    store.finish(name, key, {})
     return root
 
 
@@ -226,6 +235,14 @@ def _reasons(left_out: dict[str, str]) -> str:
     return "; ".join(f"{name}: {why}" for name, why in left_out.items())
 
 
+def _without_run_dir(message: str, run_dir: Path) -> str:
+    """Return ``message`` with the run folder's path as RUN_DIR and its key-named work folders as
+    <key>: the summary must not depend on where the run is or on the files' modification times."""
+    for shown in (str(run_dir.resolve()), str(run_dir)):
+        message = message.replace(shown, "RUN_DIR")
+    return re.sub(r"\b[0-9a-f]{16}\b", "<key>", message)
+
+
 def run_task(
     context: TaskContext, task: str, specs: list[ModelSpec], dataset: Path
 ) -> tuple[TaskResult, dict[str, Sources]]:
@@ -252,24 +269,25 @@ def run_task(
     runs_of: dict[str, list[Path]] = {}
     parameters: dict[str, dict[str, object]] = {}
     try:
-        source = perfused(context, dataset) if plan.needs_perfusion else dataset
-        split = split_of(context, task, source, task_dir / "split.json")
-        for spec in plan.models:
-            data, given = preprocessed(context, task, spec.pipeline, source)
-            if spec.pipeline != "none":
-                parameters[spec.pipeline] = given
-            stage1 = runs_of.get(spec.stage_of) if spec.stage_of else None
-            try:
-                scored_model, runs = model_result(context, spec, task_dir, data, split, stage1)
-            except StrokedataError as problem:  # this model cannot run here; the others can
-                plan.left_out[spec.name] = str(problem)
-                continue
-            results.append(scored_model)
-            runs_of[spec.name] = runs
-            where = context.store.run_dir / scored_model.predictions
-            sources[spec.name] = Sources(where, data, split, protocol.has_test)
+        split = split_of(context, task, dataset, task_dir / "split.json")
     except TaskNotServed as reason:
         return _not_served(task, str(reason), plan.left_out), {}
+    needed = placed(split)
+    for spec in plan.models:
+        stage1 = runs_of.get(spec.stage_of) if spec.stage_of else None
+        try:  # a model that cannot run here is listed with the reason; the others go on
+            source = perfused(context, dataset, needed) if spec.name in plan.perfused else dataset
+            data, given = preprocessed(context, task, spec.pipeline, source, needed)
+            scored_model, runs = model_result(context, spec, task_dir, data, split, stage1)
+        except StrokedataError as problem:
+            plan.left_out[spec.name] = _without_run_dir(str(problem), context.store.run_dir)
+            continue
+        if spec.pipeline != "none":
+            parameters[spec.pipeline] = given
+        results.append(scored_model)
+        runs_of[spec.name] = runs
+        where = context.store.run_dir / scored_model.predictions
+        sources[spec.name] = Sources(where, data, split, protocol.has_test)
     if not results:
         return _not_served(task, f"no model could run ({_reasons(plan.left_out)})", plan.left_out), {}
     plan.models = [spec for spec in plan.models if spec.name in sources]
@@ -279,7 +297,7 @@ def run_task(
         protocol=protocol.description,
         served=True,
         pipeline_parameters=parameters,
-        perfusion=plan.needs_perfusion,
+        perfusion=bool(plan.perfused & set(sources)),
         split_hash=read_split(split).membership_hash,
         partitions=partition_balance(task, truth, split, manifests, list(loaded.card.atlas_regions)),
         scored_on="the test partition" if protocol.has_test else "out-of-fold predictions (cross-validation)",
@@ -310,14 +328,17 @@ def run_benchmark(
     store = StepStore(options.out)
     generated = options.dataset is None
     dataset = _generated(options, store, on_step) if options.dataset is None else options.dataset
-    loaded = load_dataset(dataset)
-    _say(on_step, f"validating {loaded.card.name} ({len(loaded)} patients)")
-    report = _validated(options, store, dataset, loaded.card.name, progress)
+    _say(on_step, f"validating {dataset.name}")
+    report = _validated(options, store, dataset, dataset.name, progress)
     if not report.valid or (options.strict and report.warnings):
         what = f"{report.errors} error(s)" if not report.valid else f"{report.warnings} warning(s) (--strict)"
         raise RunStopped(
             f"{dataset}: validation found {what}; fix them, then run again (nothing was trained)", report
         )
+    loaded = load_dataset(dataset)
+    origin = (
+        f"strokedata phantom --out DATASET -n {options.phantoms} --seed {options.seed}" if generated else ""
+    )
     context = TaskContext(
         store,
         options.budget,
@@ -328,9 +349,10 @@ def run_benchmark(
         options.bootstrap,
         progress,
         on_step,
+        origin,
     )
     tasks, sources = [], {}
-    for task in options.tasks:
+    for task in models:
         _say(on_step, f"{task}: {', '.join(spec.name for spec in models[task]) or 'no model'}")
         result, sources[task] = run_task(context, task, models[task], dataset)
         tasks.append(result)

@@ -18,14 +18,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from strokedata import __version__
 from strokedata.io import atomic_write_text
 
 WORK = "work"
 
 
 def digest(parts: Mapping[str, Any]) -> str:
-    """Return the sha256 (hex, 16 characters) of ``parts`` as canonical JSON."""
-    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    """Return the sha256 (hex, 16 characters) of ``parts`` and the tool's version as canonical JSON
+    (results of another version are not reused)."""
+    text = json.dumps({**parts, "version": __version__}, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -13,10 +13,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from strokedata.errors import StrokedataError
 from strokedata.executor import Executor, Progress
 from strokedata.io import atomic_write_text
 from strokedata.splits import SplitError, make_split, read_split, write_split
-from strokemodels.benchmark.leaderboard import LeaderboardRow, entries_from, leaderboard
+from strokemodels.benchmark.leaderboard import PUBLISHED, LeaderboardRow, entries_from, leaderboard
 from strokemodels.benchmark.scoring import ScoreReport, score_files
 from strokemodels.report.plan import PROTOCOLS, Budget, pipeline_parameters, training_parameters
 from strokemodels.report.store import StepStore, digest, file_key, folder_key
@@ -42,6 +43,8 @@ class TaskContext:
     bootstrap: int
     progress: Progress | None
     on_step: Callable[[str], None] | None = None
+    origin: str = ""
+    """The command that made the dataset, when the run generated it (for the reproduce commands)."""
 
     def say(self, text: str) -> None:
         """Tell the caller which step starts (``on_step``), if it listens."""
@@ -49,16 +52,18 @@ class TaskContext:
             self.on_step(text)
 
 
-def _check_preprocessed(report: Any, what: str) -> None:
-    """Raise TaskNotServed naming the patients a pipeline failed on."""
-    if not report.ok:
-        failed = "; ".join(f"{o.patient_id}: {o.message}" for o in report.failed[:3])
-        more = f" (and {len(report.failed) - 3} more)" if len(report.failed) > 3 else ""
-        raise TaskNotServed(f"{what} failed for {len(report.failed)} patient(s): {failed}{more}")
+class ModelNotRun(StrokedataError):
+    """One model cannot run on this dataset (its pipeline failed for patients it needs)."""
 
 
-def perfused(context: TaskContext, source: Path) -> Path:
-    """Return the dataset of ``source`` with maps computed from each CTP (``strokedata perfusion``)."""
+def placed(split: Path) -> set[str]:
+    """Return the ids a split file places in a partition (the excluded ones left out)."""
+    return {pid for name, ids in read_split(split).partitions().items() if name != "excluded" for pid in ids}
+
+
+def perfused(context: TaskContext, source: Path, needed: set[str]) -> Path:
+    """Return the dataset of ``source`` with maps computed from each CTP (``strokedata perfusion``);
+    ModelNotRun when it fails for a patient in ``needed``."""
     from strokedata.perfusion import perfusion_dataset
 
     key = digest({"source": folder_key(source)})
@@ -69,22 +74,33 @@ def perfused(context: TaskContext, source: Path) -> Path:
         report = perfusion_dataset(
             source, out, jobs=context.jobs, executor=context.executor, progress=context.progress
         )
-        _check_preprocessed(report, "strokedata perfusion")
-        return {}
+        return {"failed": {o.patient_id: o.reason for o in report.failed}}
 
-    context.store.once(f"perfusion-{key}", key, work)
+    recorded, _ = context.store.once(f"perfusion-{key}", key, work, unless_missing=out)
+    _failures_recorded(recorded, needed, "strokedata perfusion")
     return out
 
 
+def _failures_recorded(recorded: dict[str, Any], needed: set[str], what: str) -> None:
+    """Raise ModelNotRun when a recorded pipeline run failed for a patient in ``needed`` (patients
+    outside it, unlabelled or not in the split, may fail)."""
+    inside = sorted(set(recorded.get("failed", {})) & needed)
+    if inside:
+        shown = "; ".join(f"{pid}: {recorded['failed'][pid]}" for pid in inside[:3])
+        raise ModelNotRun(f"{what} failed for {len(inside)} patient(s) of the split: {shown}")
+
+
 def split_of(context: TaskContext, task: str, source: Path, out: Path) -> Path:
-    """Return the split file of ``task`` made on ``source`` by its paper's protocol, written to ``out``."""
+    """Return the split file of ``task`` made on ``source`` by its paper's protocol, written to ``out``.
+    Patients without a stratify key's value form their own stratum (core stratifies by side, which a
+    segmentation dataset may not record); those without the task's label are left out at training."""
     protocol = PROTOCOLS[task]
     key = digest({"source": folder_key(source), "protocol": protocol.arguments(), "seed": context.seed})
 
     def work() -> dict[str, Any]:
         try:
             split, _ = make_split(
-                source, seed=context.seed, missing="exclude", jobs=context.jobs, **protocol.arguments()
+                source, seed=context.seed, missing="own-stratum", jobs=context.jobs, **protocol.arguments()
             )
         except SplitError as error:
             raise TaskNotServed(
@@ -95,8 +111,9 @@ def split_of(context: TaskContext, task: str, source: Path, out: Path) -> Path:
             needed.pop("test")
         empty = [name for name, ids in needed.items() if not ids]
         if empty:
+            count = sum(len(ids) for ids in needed.values())
             raise TaskNotServed(
-                f"the paper's split ({protocol.description}) of {_placed(split)} labelled patients leaves "
+                f"the paper's split ({protocol.description}) of {count} patients leaves "
                 f"{', '.join(empty)} empty: too few patients for this protocol"
             )
         write_split(split, out)
@@ -106,24 +123,23 @@ def split_of(context: TaskContext, task: str, source: Path, out: Path) -> Path:
     return out
 
 
-def _placed(split: Any) -> int:
-    """Return how many patients a split places in a partition (the excluded ones left out)."""
-    return sum(len(ids) for name, ids in split.partitions().items() if name != "excluded")
-
-
-def preprocessed(context: TaskContext, task: str, pipeline: str, source: Path) -> tuple[Path, dict[str, Any]]:
+def preprocessed(
+    context: TaskContext, task: str, pipeline: str, source: Path, needed: set[str]
+) -> tuple[Path, dict[str, Any]]:
     """Return (the dataset ``source`` through ``pipeline``, the parameters given it); ``source`` itself
-    for the models that read the canonical dataset ('none')."""
+    for the models that read the canonical dataset ('none'). ModelNotRun when the pipeline fails for
+    a patient in ``needed``; others may fail (they are not in the split)."""
     if pipeline == "none":
         return source, {}
     parameters = pipeline_parameters(task, pipeline, context.budget)
     key = digest({"source": folder_key(source), "pipeline": pipeline, "parameters": parameters})
     out = context.store.folder(f"preprocess-{pipeline}", key)
+    what = f"the {pipeline} pipeline"
 
     def work() -> dict[str, Any]:
         from strokedata.preprocess import preprocess_dataset
 
-        context.say(f"  the {pipeline} pipeline")
+        context.say(f"  {what}")
         report = preprocess_dataset(
             source,
             pipeline,
@@ -133,10 +149,10 @@ def preprocessed(context: TaskContext, task: str, pipeline: str, source: Path) -
             executor=context.executor,
             progress=context.progress,
         )
-        _check_preprocessed(report, f"the {pipeline} pipeline")
-        return {}
+        return {"failed": {o.patient_id: o.reason for o in report.failed}}
 
-    context.store.once(f"preprocess-{pipeline}-{key}", key, work)
+    recorded, _ = context.store.once(f"preprocess-{pipeline}-{key}", key, work, unless_missing=out)
+    _failures_recorded(recorded, needed, what)
     return out, parameters
 
 
@@ -157,7 +173,7 @@ def trained(
             "overrides": overrides,
             "seed": context.seed,
             "device": context.device,
-            "stage1": [str(p) for p in stage1 or []],
+            "stage1": [run.relative_to(context.store.run_dir).as_posix() for run in stage1 or []],
         }
     )
     runs = []
@@ -171,7 +187,9 @@ def trained(
             "stage1": None if stage1 is None else stage1[index], **overrides,
         }  # fmt: skip
         step = f"train-{spec.task}-{spec.name}-{out.name}-{key}"
-        context.store.once(step, key, partial(_fit, context, TrainRequest(**fields)))
+        context.store.once(
+            step, key, partial(_fit, context, TrainRequest(**fields)), unless_missing=out / RUN_FILE
+        )
         runs.append(out)
     return runs
 
@@ -247,32 +265,32 @@ def scored(context: TaskContext, spec: ModelSpec, predictions: Path, data: Path,
 def model_result(
     context: TaskContext, spec: ModelSpec, task_dir: Path, data: Path, split: Path, stage1: list[Path] | None
 ) -> tuple[ModelResult, list[Path]]:
-    """Return the result of one model of a task (trained, predicted, scored) and its runs."""
+    """Return the result of one model of a task (trained, predicted, scored) and its runs: each of the
+    three a step of its own, so that another ``bootstrap`` scores again without predicting again."""
     runs = trained(context, spec, data, split, stage1)
     predictions = task_dir / "predictions" / f"{spec.name}.csv"
     score_file = task_dir / "scores" / f"{spec.name}.json"
-    key = digest(
-        {
-            "runs": [folder_key(run) for run in runs],
-            "data": folder_key(data),
-            "split": file_key(split),
-            "bootstrap": context.bootstrap,
-            "record": "ensemble and replicates",
-            "seed": context.seed,
-        }
+    inputs = {"runs": [folder_key(run) for run in runs], "data": folder_key(data), "split": file_key(split)}
+
+    def predict_step() -> dict[str, Any]:
+        context.say(f"  {spec.name}: predicting")
+        predictions.parent.mkdir(parents=True, exist_ok=True)
+        return {"ensemble": predicted(context, spec, runs, data, split, predictions)}
+
+    made, _ = context.store.once(
+        f"predict-{spec.task}-{spec.name}", digest(inputs), predict_step, unless_missing=predictions
     )
 
-    def work() -> dict[str, Any]:
-        context.say(f"  {spec.name}: predicting and scoring")
-        predictions.parent.mkdir(parents=True, exist_ok=True)
-        ensemble = predicted(context, spec, runs, data, split, predictions)
+    def score_step() -> dict[str, Any]:
+        context.say(f"  {spec.name}: scoring")
         report = scored(context, spec, predictions, data, split)
         score_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(score_file, report.model_dump_json(indent=2) + "\n")
-        return {"ensemble": ensemble, "replicates": report.replicates}  # not in the score file
+        return {"replicates": report.replicates}  # the score file leaves them out
 
+    key = digest({"predictions": file_key(predictions), "bootstrap": context.bootstrap, "seed": context.seed})
     recorded, _ = context.store.once(
-        f"evaluate-{spec.task}-{spec.name}", key, work, unless_missing=score_file
+        f"score-{spec.task}-{spec.name}", key, score_step, unless_missing=score_file
     )
     report = ScoreReport.model_validate_json(score_file.read_text(encoding="utf-8"))
     replicates = recorded.get("replicates")
@@ -281,7 +299,7 @@ def model_result(
         model=spec.name,
         kind=spec.kind,
         runs=len(runs),
-        ensemble=recorded["ensemble"],
+        ensemble=made["ensemble"],
         predictions=predictions.relative_to(context.store.run_dir).as_posix(),
         score=report,
         curves=[_curves(run) for run in runs] if spec.kind == "learned" else [],
@@ -306,11 +324,13 @@ def _number(text: str | None) -> float | None:
 
 
 def task_leaderboard(task: str, task_dir: Path, results: list[ModelResult]) -> list[LeaderboardRow]:
-    """Return the leaderboard rows of the task's scored models beside its published baselines, and
+    """Return the leaderboard rows of the task's scored models (best first), then its published
+    baselines (other cohorts: never ranked with ours), and
     write the entries to ``task_dir/leaderboard.jsonl`` (``strokebench leaderboard --leaderboard``)."""
     entries = []
     for result in results:
         predictions = task_dir / "predictions" / f"{result.model}.csv"
         entries.extend(entries_from([result.score], result.model, predictions))
     atomic_write_text(task_dir / "leaderboard.jsonl", "".join(e.model_dump_json() + "\n" for e in entries))
-    return leaderboard(task, entries)
+    rows = leaderboard(task, entries)  # best first; ours before the published rows of other cohorts
+    return [row for row in rows if row.source != PUBLISHED] + [row for row in rows if row.source == PUBLISHED]
