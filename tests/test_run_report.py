@@ -219,22 +219,23 @@ def test_a_pipeline_failing_for_a_patient_of_the_split_leaves_the_model_out_with
 
 def test_maps_only_the_ctp_holds_are_computed_by_perfusion_first(tmp_path: Path) -> None:
     config = preset("tiny", modalities=["CTP", "CORE", "NCCT", "BRAIN_MASK"])
-    data = generate_dataset(tmp_path / "data", 12, config, seed=6, jobs=1)
+    data = generate_dataset(tmp_path / "data", 8, config, seed=6, jobs=1)
     (core,) = run_benchmark(
         _options(tmp_path / "run", dataset=data, tasks=("core",), models=("rcbf-threshold",))
     ).tasks
-    assert core.served and core.perfusion and core.models[0].score.n == 12
+    assert core.served and core.perfusion and core.models[0].score.n == 8
     assert core.commands[0].startswith("strokedata perfusion DATASET")
 
 
 def test_another_phantom_count_in_the_same_run_folder_gets_its_own_cohort(tmp_path: Path) -> None:
-    settings = {"tasks": ("core",), "models": ("rcbf-threshold",)}
-    first = run_benchmark(_options(tmp_path / "run", phantoms=8, **settings))
-    second = run_benchmark(_options(tmp_path / "run", phantoms=9, **settings))
-    assert (first.cohort.patients, second.cohort.patients) == (8, 9)
-    assert sorted(p.name for p in (tmp_path / "run" / "data").iterdir()) == [
-        "phantoms-8-seed0",
-        "phantoms-9-seed0",
-    ]
+    from strokemodels.report.run import _generated, chosen_models
+    from strokemodels.report.store import StepStore
+
+    store, made = StepStore(tmp_path / "run"), []
+    for count in (3, 4, 3):
+        made.append(_generated(_options(tmp_path / "run", phantoms=count), store, None))
+    assert [p.name for p in made] == ["phantoms-3-seed0", "phantoms-4-seed0", "phantoms-3-seed0"]
+    assert [len([d for d in p.iterdir() if d.is_dir()]) for p in made] == [3, 4, 3]
+    assert not list((tmp_path / "run" / "work").glob("*.partial"))
     with pytest.raises(ZooError, match="add clot-regions to --tasks"):
-        run_benchmark(_options(tmp_path / "run", tasks=("core",), models=("cnn4",)))
+        chosen_models(_options(tmp_path / "run", tasks=("core",), models=("cnn4",)))

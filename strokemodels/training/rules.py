@@ -34,9 +34,12 @@ def rule_outputs(
     return outputs
 
 
-def fit_rule(entry: ModelEntry, record: RunRecord, data: TrainingData, folder: Path) -> None:
+def fit_rule(
+    entry: ModelEntry, record: RunRecord, data: TrainingData, folder: Path, jobs: int | None = None
+) -> None:
     """Fit the rule on the training patients, save its state, and score it on the validation patients
-    (the benchmark's scoring, against the truth of the split's validation partition)."""
+    (the benchmark's scoring, against the truth of the split's validation partition, reading masks with
+    ``jobs`` worker processes: all cores when None)."""
     spec = entry.spec
     rule: RuleModel = entry.build(spec, record.parameters.seed)
     try:
@@ -55,6 +58,7 @@ def fit_rule(entry: ModelEntry, record: RunRecord, data: TrainingData, folder: P
         split=Path(record.split),
         partition=data.val_partition,
         bootstrap=0,
+        workers=jobs,
     )
     row: dict[str, float | int] = {"epoch": 1}
     row.update({f"val_{name}": value for name, value in metric_values(report).items()})

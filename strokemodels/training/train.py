@@ -206,7 +206,7 @@ def train(
         from strokemodels.training.rules import fit_rule
 
         write_record(request.out, record)
-        fit_rule(entry, record, data, request.out)
+        fit_rule(entry, record, data, request.out, request.jobs)
         return request.out
     from strokemodels.training.networks import fit_network
 
