@@ -272,7 +272,7 @@ def run_task(
         split = split_of(context, task, dataset, task_dir / "split.json")
     except TaskNotServed as reason:
         return _not_served(task, str(reason), plan.left_out), {}
-    needed = placed(split)
+    needed = placed(split) & set(truth.values)  # a pipeline may fail for the others
     for spec in plan.models:
         stage1 = runs_of.get(spec.stage_of) if spec.stage_of else None
         try:  # a model that cannot run here is listed with the reason; the others go on
