@@ -93,6 +93,14 @@ def _as_spacing(spacing: tuple[float, float, float]) -> tuple[float, float, floa
     return values[0], values[1], values[2]
 
 
+def dice(truth: np.ndarray, prediction: np.ndarray) -> float:
+    """Return the Dice overlap of two masks of the same shape (nonzero is lesion) by the module's
+    policy: 1.0 when both are empty, 0.0 when only one is."""
+    truth_voxels, predicted_voxels = int(np.count_nonzero(truth)), int(np.count_nonzero(prediction))
+    overlap = int(np.count_nonzero(np.logical_and(truth, prediction)))
+    return _ratio(2 * overlap, truth_voxels + predicted_voxels, truth_voxels == predicted_voxels == 0)
+
+
 def _ratio(numerator: int, denominator: int, both_empty: bool) -> float:
     """Return numerator / denominator; for 0/0, 1.0 when both masks are empty and 0.0 otherwise."""
     if denominator == 0:

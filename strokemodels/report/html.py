@@ -146,7 +146,7 @@ def model_section(
                 "Calibration: observed frequency of the class in each predicted-probability bin (5 bins).",
             )
         )
-    labels, f1 = _class_f1(task.task, score, truth, found, regions)
+    labels, f1 = _class_f1(task.task, score, regions)
     if labels:
         section.pictures.append(
             _picture(
@@ -174,26 +174,18 @@ def model_section(
     return section
 
 
-def _class_f1(
-    task: str, score: Any, truth: Any, found: Any, regions: list[str]
-) -> tuple[list[str], list[float | None]]:
-    """Return (names, F1) per class (from the confusion matrix) or per atlas region."""
+def _class_f1(task: str, score: Any, regions: list[str]) -> tuple[list[str], list[float | None]]:
+    """Return (names, F1) per class or atlas region: the score report's own f1[...] where the task's
+    scoring gives them (occlusion's classes, clot-regions' regions), else (recanalization) from the
+    confusion matrix."""
     if task == "clot-regions":
-        ids = sorted(pid for pid in truth.values if pid in found.values)
-        if not ids:
-            return [], []
-        true = np.array([truth.values[pid] for pid in ids], dtype=bool)
-        said = np.array([found.values[pid] for pid in ids], dtype=bool)
-        f1 = []
-        for index in range(true.shape[1]):
-            denominator = true[:, index].sum() + said[:, index].sum()
-            f1.append(
-                None if denominator == 0 else float(2 * (true[:, index] & said[:, index]).sum() / denominator)
-            )
-        return list(regions), f1
+        return list(regions), [score.metrics[f"f1[{column}]"].value for column in REGION_COLUMNS]
     if score.confusion_matrix is None:
         return [], []
-    return list(score.confusion_matrix.labels), _f1(score.confusion_matrix.matrix)
+    labels = list(score.confusion_matrix.labels)
+    if all(f"f1[{label}]" in score.metrics for label in labels):
+        return labels, [score.metrics[f"f1[{label}]"].value for label in labels]
+    return labels, _f1(score.confusion_matrix.matrix)
 
 
 def _caption(task: str, pid: str, truth: Any, found: Any, value: float) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 from strokedata import load_dataset
 from strokedata.io import MAX_VOXELS, read_volume
 from strokedata.manifest import Modality
+from strokemodels.benchmark.segmentation import dice
 from strokemodels.report.figures import GREEN, RED, figure_of, png
 
 BACKGROUND = {
@@ -20,12 +21,6 @@ BACKGROUND = {
     "clot-regions": (Modality.MCTA1, Modality.CTA, Modality.SPIRAL),
 }
 """The image each task's montage is drawn on: the first of these the patient has."""
-
-
-def dice(truth: np.ndarray, found: np.ndarray) -> float:
-    """Return the Dice overlap of two masks (1 when both are empty)."""
-    total = int(truth.sum() + found.sum())
-    return 1.0 if total == 0 else 2 * int((truth & found).sum()) / total
 
 
 def _mask(path: Path) -> np.ndarray:

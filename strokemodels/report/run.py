@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from strokedata import load_dataset
+from strokedata.dataset import Dataset
 from strokedata.errors import StrokedataError
 from strokedata.executor import Executor, Progress
 from strokedata.io import atomic_write_text
@@ -41,7 +42,6 @@ from strokemodels.report.task_steps import (
     TaskContext,
     TaskNotServed,
     model_result,
-    perfused,
     placed,
     preprocessed,
     split_of,
@@ -244,18 +244,18 @@ def _without_run_dir(message: str, run_dir: Path) -> str:
 
 
 def run_task(
-    context: TaskContext, task: str, specs: list[ModelSpec], dataset: Path
+    context: TaskContext, task: str, specs: list[ModelSpec], loaded: Dataset
 ) -> tuple[TaskResult, dict[str, Sources]]:
-    """Return the result of one task, served (its models trained, scored and ranked) or why not, and
-    where each model's predictions and data are (for the report's figures)."""
+    """Return the result of one task on the ``loaded`` dataset, served (its models trained, scored and
+    ranked) or why not, and where each model's predictions and data are (for the report's figures)."""
     from strokedata.splits import read_split
     from strokemodels.benchmark.truth import truth_from_dataset
 
     card, protocol = TASKS[task], PROTOCOLS[task]
     if not specs:
         return _not_served(task, "no model of this task was chosen (--models)"), {}
+    dataset = loaded.root
     truth, _ = truth_from_dataset(task, dataset, jobs=context.jobs)
-    loaded = load_dataset(dataset)
     manifests = [m for m in loaded if m.patient_id in truth.values]
     if not manifests:
         return _not_served(task, f"no patient has the task's label ({card.label})"), {}
@@ -276,7 +276,9 @@ def run_task(
     for spec in plan.models:
         stage1 = runs_of.get(spec.stage_of) if spec.stage_of else None
         try:  # a model that cannot run here is listed with the reason; the others go on
-            source = perfused(context, dataset, needed) if spec.name in plan.perfused else dataset
+            source = dataset
+            if spec.name in plan.perfused:
+                source, _ = preprocessed(context, task, "perfusion", dataset, needed)
             data, given = preprocessed(context, task, spec.pipeline, source, needed)
             scored_model, runs = model_result(context, spec, task_dir, data, split, stage1)
         except StrokedataError as problem:
@@ -354,7 +356,7 @@ def run_benchmark(
     tasks, sources = [], {}
     for task in models:
         _say(on_step, f"{task}: {', '.join(spec.name for spec in models[task]) or 'no model'}")
-        result, sources[task] = run_task(context, task, models[task], dataset)
+        result, sources[task] = run_task(context, task, models[task], loaded)
         tasks.append(result)
     from strokemodels.training.run import versions
 

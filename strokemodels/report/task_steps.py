@@ -61,26 +61,6 @@ def placed(split: Path) -> set[str]:
     return {pid for name, ids in read_split(split).partitions().items() if name != "excluded" for pid in ids}
 
 
-def perfused(context: TaskContext, source: Path, needed: set[str]) -> Path:
-    """Return the dataset of ``source`` with maps computed from each CTP (``strokedata perfusion``);
-    ModelNotRun when it fails for a patient in ``needed``."""
-    from strokedata.perfusion import perfusion_dataset
-
-    key = digest({"source": folder_key(source)})
-    out = context.store.folder("perfusion", key)
-
-    def work() -> dict[str, Any]:
-        context.say("  perfusion maps from the CTP")
-        report = perfusion_dataset(
-            source, out, jobs=context.jobs, executor=context.executor, progress=context.progress
-        )
-        return {"failed": {o.patient_id: o.reason for o in report.failed}}
-
-    recorded, _ = context.store.once(f"perfusion-{key}", key, work, unless_missing=out)
-    _failures_recorded(recorded, needed, "strokedata perfusion")
-    return out
-
-
 def _failures_recorded(recorded: dict[str, Any], needed: set[str], what: str) -> None:
     """Raise ModelNotRun when a recorded pipeline run failed for a patient in ``needed`` (patients
     outside it, unlabelled or not in the split, may fail)."""
@@ -127,8 +107,9 @@ def preprocessed(
     context: TaskContext, task: str, pipeline: str, source: Path, needed: set[str]
 ) -> tuple[Path, dict[str, Any]]:
     """Return (the dataset ``source`` through ``pipeline``, the parameters given it); ``source`` itself
-    for the models that read the canonical dataset ('none'). ModelNotRun when the pipeline fails for
-    a patient in ``needed``; others may fail (they are not in the split)."""
+    for the models that read the canonical dataset ('none'); 'perfusion' makes the maps from the CTP
+    (``strokedata perfusion`` is that pipeline). ModelNotRun when the pipeline fails for a patient in
+    ``needed``; others may fail (they are not in the split)."""
     if pipeline == "none":
         return source, {}
     parameters = pipeline_parameters(task, pipeline, context.budget)
